@@ -1,0 +1,101 @@
+"""Command line: `python -m mgca_lite {demo,pretrain,probe,bench,export-synth} ...`.
+
+Every subcommand imports its machinery lazily so `--help` is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _pretrain(args) -> int:
+    from mgca_lite.training.run import pretrain_main
+    return pretrain_main(args)
+
+
+def _demo(args) -> int:
+    from mgca_lite.demo import demo_main
+    return demo_main(args)
+
+
+def _probe(args) -> int:
+    from mgca_lite.evaluation.probe_cli import probe_main
+    return probe_main(args)
+
+
+def _bench(args) -> int:
+    if args.what == "synth":
+        from mgca_lite.data.bench import main
+        return main(["--image-size", str(args.image_size)]) or 0
+    if args.what == "losses":
+        from mgca_lite.losses.bench import main
+        return main([]) or 0
+    from mgca_lite.training.bench import bench_pretrain_main
+    return bench_pretrain_main(args)
+
+
+def _export(args) -> int:
+    from mgca_lite.data.manifest import export_synth
+    export_synth(args.out_dir, task=args.task, image_size=args.image_size, seed=args.seed)
+    print(f"wrote {args.task} manifest to {args.out_dir}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mgca_lite", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("pretrain", help="MGCA pretraining (single process, or under torchrun for DDP)")
+    p.add_argument("--config", help="config name in configs/ (synth_tiny, synth_base, mimic_resnet50, "
+                                    "mimic_vit_b16) or a YAML path; optional with --resume")
+    p.add_argument("--max-steps", type=int, help="optimizer steps (sets train.max_steps)")
+    p.add_argument("--output-dir", help="run directory (default runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last.pt")
+    p.add_argument("--no-ita", action="store_true", help="switch the instance (ITA) term off")
+    p.add_argument("--no-cta", action="store_true", help="switch the token (CTA) term off")
+    p.add_argument("--no-cpa", action="store_true", help="switch the prototype (CPA) term off")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.batch_size=32 loss.num_prototypes=64")
+    p.set_defaults(func=_pretrain)
+
+    p = sub.add_parser("demo", help="the main job: pretrain synth_tiny, then linear probes vs random init")
+    p.add_argument("--config", default="synth_tiny")
+    p.add_argument("--output-dir", default="runs/demo")
+    p.add_argument("--seeds", type=int, default=3, help="probe seeds (label subsets) to average")
+    p.add_argument("--max-steps", type=int, help="shorter pretraining, e.g. for a smoke test")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("probe", help="linear probe of a checkpoint's frozen image encoder on a SynthCXR task")
+    p.add_argument("checkpoint", help="a best.pt / last.pt written by pretrain")
+    p.add_argument("--task", default="chexpert5")
+    p.add_argument("--fractions", default="0.01,0.1,1.0")
+    p.add_argument("--seeds", type=int, default=3)
+    p.set_defaults(func=_probe)
+
+    p = sub.add_parser("bench", help="speed benchmarks that print ratios")
+    p.add_argument("what", choices=["synth", "losses", "pretrain"])
+    p.add_argument("--config", default="synth_tiny")
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=10, help="timed steps (pretrain)")
+    p.add_argument("--reference", action="store_true",
+                   help="pretrain: also time the reference settings (fp32, anomaly detection, per-sample loops)")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.set_defaults(func=_bench)
+
+    p = sub.add_parser("export-synth", help="write a SynthCXR task to disk in the manifest format")
+    p.add_argument("out_dir")
+    p.add_argument("--task", default="pretrain")
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
