@@ -1,0 +1,86 @@
+"""Model configuration: three dataclasses, JSON-able so checkpoints can store them.
+
+`MGCAModelConfig.to_dict()` gives a nested dict of plain values; `MGCAModelConfig.from_dict(d)`
+rebuilds it (missing keys keep their defaults, unknown keys are errors, so a typo in a saved or
+hand-written config fails loudly instead of being ignored).
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+IMAGE_ARCHS = ("resnet_tiny", "resnet18", "resnet50", "vit_tiny", "vit_b16")
+TEXT_KINDS = ("tiny", "clinical")
+
+
+@dataclass
+class ImageEncoderConfig:
+    arch: str = "resnet_tiny"      # one of IMAGE_ARCHS; resnet_* give 3rd/4th-stage features, vit_* patch tokens
+    weights: str | None = None     # None = random init; a local state_dict file (torch.load, weights_only=True),
+                                   # or for ViT also a local Hugging Face ViTModel directory. Never downloaded.
+    image_size: int = 128          # input side in pixels (sets the ViT position-embedding grid)
+    width: int = 16                # resnet_tiny only: channels of stage 1; stages use w, 2w, 4w, 8w
+    patch_size: int | None = None  # ViT only: patch side; None = the arch default (vit_tiny 8, vit_b16 16)
+
+    def __post_init__(self):
+        if self.arch not in IMAGE_ARCHS:
+            raise ValueError(f"image arch {self.arch!r} is not one of {IMAGE_ARCHS}")
+
+
+@dataclass
+class TextEncoderConfig:
+    kind: str = "tiny"               # "tiny": BERT trained from scratch on our WordPiece vocabulary;
+                                     # "clinical": the first 6 layers of a BERT checkpoint (ref: Bio_ClinicalBERT)
+    pretrained: str | None = None    # clinical only (required when the model is built; config files may leave it
+                                     # null): local directory, or a hub id, holding the BERT weights and tokenizer
+    num_layers: int = 2              # tiny only: transformer layers
+    hidden_size: int = 128           # tiny only: width C of piece / word / report features
+    num_heads: int = 4               # tiny only: attention heads (hidden_size must divide evenly)
+    intermediate_size: int = 512     # tiny only: feed-forward width
+    max_length: int = 112            # max pieces per report incl. [CLS]/[SEP] (ref 112); tiny: also the position table
+    vocab_size: int = 3000           # tiny only: target size of the trained WordPiece vocabulary (an upper bound:
+                                     # a small corpus can run out of merges first)
+    shift_word_weights: bool = False  # True reproduces the reference's off-by-one: attention column i+1 paired
+                                      # with piece i. Kept only so notebook 02 can show the difference.
+
+    def __post_init__(self):
+        if self.kind not in TEXT_KINDS:
+            raise ValueError(f"text kind {self.kind!r} is not one of {TEXT_KINDS}")
+
+
+@dataclass
+class MGCAModelConfig:
+    image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)  # image encoder
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)     # text encoder + tokenizer
+    embed_dim: int = 128     # D: size of every L2-normalised embedding (global and local)
+    head_hidden: int = 2048  # hidden width of the projection heads (ref 2048; tiny configs use less)
+
+    def to_dict(self) -> dict:
+        """Nested dict of plain values (json.dumps-able)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "MGCAModelConfig":
+        """Inverse of `to_dict`; also accepts partial dicts (missing fields keep their defaults)."""
+        return _from_dict(cls, data, "model")
+
+
+T = TypeVar("T")
+
+
+def _from_dict(cls: type[T], data: dict, where: str) -> T:
+    """Build dataclass `cls` from a (possibly partial) nested dict; unknown keys raise ValueError."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(names)}")
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = _from_dict(hint, value, f"{where}.{key}")
+        kwargs[key] = value
+    return cls(**kwargs)

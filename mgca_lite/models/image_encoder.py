@@ -1,0 +1,160 @@
+"""Image encoders: a global feature for the whole image and local features for patches.
+
+ResNet: local = the 3rd stage's feature map as tokens (ref: ResNet-50 layer3, 19x19 at 299 px),
+global = the 4th stage average-pooled. ViT: local = patch tokens after the final LayerNorm,
+global = [CLS], plus the last block's [CLS] -> patch attention (the patch importance weights).
+
+Chest X-rays are grayscale: a 1-channel input is repeated to 3 channels inside forward, so
+3-channel (ImageNet-style) weights stay loadable unchanged.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.models.resnet import BasicBlock, conv1x1
+from transformers import ViTConfig, ViTModel
+
+from .config import ImageEncoderConfig
+
+# Stage-3 / stage-4 channels of the torchvision ResNets (resnet_tiny: 4w / 8w).
+RESNET_DIMS = {"resnet18": (256, 512), "resnet50": (1024, 2048)}
+# ViT presets: (layers, hidden, heads, default patch). MLP width is 4 x hidden, as in ViT/DeiT.
+VIT_PRESETS = {"vit_tiny": (4, 192, 3, 8), "vit_b16": (12, 768, 12, 16)}
+
+
+@dataclass
+class ImageFeatures:
+    global_feat: torch.Tensor             # (B, Cg) whole-image feature (pre-projection; linear probes use it)
+    local_feat: torch.Tensor              # (B, P, Cl) one feature per patch / feature-map cell
+    attention: torch.Tensor | None = None  # (B, P) ViT [CLS] -> patch attention (mean over heads); ResNet None
+
+
+def _to_rgb(images: torch.Tensor) -> torch.Tensor:
+    """(B, 1|3, H, W) -> (B, 3, H, W); grayscale is repeated (a view, no copy)."""
+    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+
+
+def _load_state_dict(path: str) -> dict:
+    """A local state_dict file, loaded safely (tensors only)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class TinyResNet(nn.Module):
+    """torchvision-style ResNet with one BasicBlock per stage and narrow stages (w, 2w, 4w, 8w).
+
+    Same stem and strides as ResNet-18 (/4, /4, /8, /16, /32), so the local/global split matches
+    the real encoders; about 0.3M parameters at w = 16, so a CPU trains it quickly.
+    """
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._stage(width, width, stride=1)
+        self.layer2 = self._stage(width, 2 * width, stride=2)
+        self.layer3 = self._stage(2 * width, 4 * width, stride=2)
+        self.layer4 = self._stage(4 * width, 8 * width, stride=2)
+
+    @staticmethod
+    def _stage(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+        """One BasicBlock; a 1x1 conv + BN shortcut when the shape changes (as torchvision does)."""
+        downsample = None
+        if stride != 1 or c_in != c_out:
+            downsample = nn.Sequential(conv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
+        return nn.Sequential(BasicBlock(c_in, c_out, stride=stride, downsample=downsample))
+
+
+class ResNetEncoder(nn.Module):
+    """ResNet trunk (resnet_tiny / resnet18 / resnet50) -> ImageFeatures with attention None."""
+
+    def __init__(self, cfg: ImageEncoderConfig):
+        super().__init__()
+        if cfg.arch == "resnet_tiny":
+            trunk = TinyResNet(cfg.width)
+        else:
+            trunk = getattr(torchvision.models, cfg.arch)(weights=None)
+            trunk.fc = nn.Identity()  # classifier unused: no parameters left idle (DDP)
+        if cfg.weights:
+            # torchvision-format keys; a classifier ("fc.*") in the file is ignored.
+            state = {k: v for k, v in _load_state_dict(cfg.weights).items() if not k.startswith("fc.")}
+            trunk.load_state_dict(state)
+        self.trunk = trunk
+        # Channels of stage 3 (local) and stage 4 (global).
+        self.local_dim, self.global_dim = RESNET_DIMS.get(cfg.arch, (4 * cfg.width, 8 * cfg.width))
+
+    @staticmethod
+    def num_patches(image_size: int) -> int:
+        """Tokens of the 3rd-stage map: it has stride 16 (each stride-2 layer rounds up)."""
+        return math.ceil(image_size / 16) ** 2
+
+    def forward(self, images: torch.Tensor) -> ImageFeatures:
+        """images (B, 1|3, H, W) -> global (B, Cg), local (B, H/16 * W/16, Cl)."""
+        t = self.trunk
+        x = t.maxpool(t.relu(t.bn1(t.conv1(_to_rgb(images)))))  # (B, C1, H/4, W/4)
+        x = t.layer2(t.layer1(x))                                # (B, C2, H/8, W/8)
+        x3 = t.layer3(x)                                         # (B, Cl, H/16, W/16)
+        x4 = t.layer4(x3)                                        # (B, Cg, H/32, W/32)
+        return ImageFeatures(
+            global_feat=x4.mean(dim=(2, 3)),           # (B, Cg) average pool
+            local_feat=x3.flatten(2).transpose(1, 2),  # (B, P, Cl), P = H/16 * W/16, row-major
+        )
+
+
+class ViTEncoder(nn.Module):
+    """transformers ViTModel (vit_tiny / vit_b16) -> ImageFeatures with [CLS] -> patch attention."""
+
+    def __init__(self, cfg: ImageEncoderConfig):
+        super().__init__()
+        if cfg.weights and os.path.isdir(cfg.weights):
+            vit = ViTModel.from_pretrained(cfg.weights, add_pooling_layer=False, attn_implementation="eager")
+            vit.train()  # from_pretrained returns eval mode
+        else:
+            layers, hidden, heads, patch = VIT_PRESETS[cfg.arch]
+            config = ViTConfig(
+                image_size=cfg.image_size,
+                patch_size=cfg.patch_size or patch,
+                num_channels=3,
+                hidden_size=hidden,
+                num_hidden_layers=layers,
+                num_attention_heads=heads,
+                intermediate_size=4 * hidden,
+                # SDPA (the transformers 5 default) cannot return attention probabilities.
+                attn_implementation="eager",
+            )
+            vit = ViTModel(config, add_pooling_layer=False)
+            if cfg.weights:
+                # A ViTModel state_dict; a pooler in the file is ignored (we have none).
+                state = {k: v for k, v in _load_state_dict(cfg.weights).items() if not k.startswith("pooler.")}
+                vit.load_state_dict(state)
+        self.vit = vit
+        self.patch_size = vit.config.patch_size
+        self.local_dim = self.global_dim = vit.config.hidden_size
+
+    def num_patches(self, image_size: int) -> int:
+        """Patch tokens for a square image: (image_size // patch)^2."""
+        return (image_size // self.patch_size) ** 2
+
+    def forward(self, images: torch.Tensor) -> ImageFeatures:
+        """images (B, 1|3, H, W) -> global (B, C), local (B, P, C), attention (B, P)."""
+        size = self.vit.config.image_size
+        # Position embeddings were made for cfg.image_size; other sizes interpolate them.
+        resize = tuple(images.shape[-2:]) != (size, size)
+        out = self.vit(pixel_values=_to_rgb(images), output_attentions=True, interpolate_pos_encoding=resize)
+        tokens = out.last_hidden_state                  # (B, 1 + P, C), after the final LayerNorm
+        attn = out.attentions[-1][:, :, 0, 1:].mean(1)  # (B, P): [CLS] row, patch columns, mean over heads
+        return ImageFeatures(global_feat=tokens[:, 0], local_feat=tokens[:, 1:], attention=attn)
+
+
+def build_image_encoder(cfg: ImageEncoderConfig) -> nn.Module:
+    """ResNetEncoder or ViTEncoder for `cfg.arch`; forward(images) -> ImageFeatures.
+
+    Attributes: global_dim (Cg), local_dim (Cl), num_patches(image_size) -> P.
+    """
+    return ViTEncoder(cfg) if cfg.arch.startswith("vit") else ResNetEncoder(cfg)

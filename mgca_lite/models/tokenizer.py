@@ -1,0 +1,135 @@
+"""WordPiece tokenizer: trained on the SynthCXR report corpus, cached on disk, returned as
+`transformers.BertTokenizerFast`.
+
+The tiny text encoder learns from scratch, so it gets a vocabulary fitted to our reports (a few
+hundred words) instead of BERT's 30k general-English pieces. The pipeline is BERT's own:
+lowercasing normaliser, whitespace+punctuation pre-tokeniser, WordPiece pieces ("##" marks a piece
+that continues a word), and `[CLS] ... [SEP]` around every report.
+
+Determinism. The `tokenizers` WordPiece trainer breaks ties between equally frequent merges by the
+ids of the "##x" symbols, and it numbers those in the order of a Rust hash map, which is seeded
+differently in every process: the same corpus gave different vocabularies run to run. We pass all
+"##x" symbols of the corpus, sorted, as pre-registered tokens, which fixes their ids and with them
+every tie-break. (They are only pre-registered during training: the returned tokenizer is rebuilt
+from the plain vocabulary, so they are ordinary vocabulary entries, not special tokens.)
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+import tokenizers
+from tokenizers import Tokenizer, normalizers, pre_tokenizers, trainers
+from tokenizers.models import WordPiece
+from transformers import AutoTokenizer, BertTokenizerFast
+
+from .config import TextEncoderConfig
+
+# [PAD] must be id 0 (BERT's padding_idx); the order of the others is BERT's convention.
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+CORPUS_SIZE = 5_000  # SynthCXR reports the tiny vocabulary is trained on (2k already cover every word)
+CORPUS_SEED = 0       # which synthetic "hospital" writes them
+_FORMAT = 1           # bump when the cached files or the training recipe change
+
+
+def build_wordpiece_tokenizer(corpus: Iterable[str], vocab_size: int) -> BertTokenizerFast:
+    """Train a BERT-style WordPiece tokenizer on `corpus` (reports as strings); deterministic.
+
+    vocab_size is an upper bound: training stops early when every corpus word is one piece.
+    """
+    corpus = list(corpus)
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    # Every character that occurs inside a word (not first) becomes a "##x" symbol; registering
+    # them up front, sorted, gives them fixed ids (see the module docstring). One normalise +
+    # pre-tokenise call on the joined text is enough: the newline is just whitespace.
+    words = pre_tokenizer.pre_tokenize_str(normalizer.normalize_str("\n".join(corpus)))
+    continuations = {char for word, _span in words for char in word[1:]}
+    fixed = list(SPECIAL_TOKENS) + ["##" + c for c in sorted(continuations)]
+
+    backend = Tokenizer(WordPiece(unk_token="[UNK]"))
+    backend.normalizer = normalizer
+    backend.pre_tokenizer = pre_tokenizer
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=fixed, show_progress=False)
+    backend.train_from_iterator(corpus, trainer=trainer)
+    return _bert_tokenizer(backend.get_vocab(with_added_tokens=False))
+
+
+def _bert_tokenizer(vocab: dict[str, int]) -> BertTokenizerFast:
+    """Wrap a piece -> id vocabulary as a BertTokenizerFast.
+
+    In transformers 5 `BertTokenizerFast` is an alias of `BertTokenizer`, which builds the whole
+    `tokenizers` pipeline (BertNormalizer(lowercase), BertPreTokenizer, WordPiece, [CLS]/[SEP]
+    template) from a vocabulary dict -- the same pipeline we train with, so the vocabulary is all we
+    keep.
+    """
+    assert [vocab[t] for t in SPECIAL_TOKENS] == list(range(len(SPECIAL_TOKENS))), "special ids moved"
+    return BertTokenizerFast(vocab=vocab)
+
+
+def cache_root() -> Path:
+    """Directory for cached tokenizers: $MGCA_LITE_CACHE/tokenizer, else ~/.cache/mgca_lite/tokenizer."""
+    base = os.environ.get("MGCA_LITE_CACHE") or Path.home() / ".cache" / "mgca_lite"
+    return Path(base) / "tokenizer"
+
+
+def synth_tokenizer(vocab_size: int, corpus_size: int = CORPUS_SIZE, seed: int = CORPUS_SEED) -> BertTokenizerFast:
+    """The tiny encoder's tokenizer: WordPiece on `corpus_size` SynthCXR reports, cached on disk."""
+    pieces = _synth_vocab(vocab_size, corpus_size, seed, str(cache_root()))
+    return _bert_tokenizer({piece: i for i, piece in enumerate(pieces)})
+
+
+@functools.lru_cache(maxsize=None)
+def _synth_vocab(vocab_size: int, corpus_size: int, seed: int, root: str) -> tuple[str, ...]:
+    """Pieces in id order, from the disk cache under `root` or freshly trained (memoised per process).
+
+    The cache key hashes the corpus text itself, not only its parameters, so a change to the report
+    grammar can never reuse a stale vocabulary (writing 5k reports takes well under a second).
+    """
+    from mgca_lite.data.synth import report_corpus  # lazy: keeps the models importable on their own
+
+    corpus = report_corpus(corpus_size, seed=seed)
+    key = {
+        "corpus_sha256": hashlib.sha256("\n".join(corpus).encode()).hexdigest(),
+        "corpus_size": corpus_size,
+        "seed": seed,
+        "vocab_size": vocab_size,
+        "tokenizers": tokenizers.__version__,
+        "format": _FORMAT,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = Path(root) / digest / "vocab.txt"
+    if path.is_file():
+        return tuple(path.read_text(encoding="utf-8").split("\n"))
+
+    vocab = build_wordpiece_tokenizer(corpus, vocab_size).get_vocab()
+    pieces = tuple(sorted(vocab, key=vocab.__getitem__))
+    # Write-then-rename: concurrent processes (DDP ranks, parallel tests) never read half a file.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (path.parent / "key.json").write_text(json.dumps(key, indent=2))
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text("\n".join(pieces), encoding="utf-8")
+    os.replace(tmp, path)
+    return pieces
+
+
+def require_pretrained(cfg: TextEncoderConfig) -> str:
+    """cfg.pretrained, or a clear error: kind 'clinical' cannot be built without a checkpoint."""
+    if not cfg.pretrained:
+        raise ValueError("text kind 'clinical' needs model.text.pretrained: a local BERT directory (or a hub id)")
+    return cfg.pretrained
+
+
+def load_tokenizer(cfg: TextEncoderConfig) -> BertTokenizerFast:
+    """The tokenizer for a text encoder config: tiny -> cached SynthCXR WordPiece; clinical ->
+    the tokenizer stored with the checkpoint (`AutoTokenizer.from_pretrained(cfg.pretrained)`)."""
+    if cfg.kind == "tiny":
+        tokenizer = synth_tokenizer(cfg.vocab_size)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(require_pretrained(cfg))
+    tokenizer.model_max_length = cfg.max_length
+    return tokenizer
