@@ -4,7 +4,7 @@ from .heads import GlobalHead, LocalHead
 from .image_encoder import ImageFeatures, ResNetEncoder, ViTEncoder, build_image_encoder
 from .mgca import MGCAModel, MGCAOutput, build_model
 from .text_encoder import TextEncoder, TextFeatures
-from .tokenizer import build_wordpiece_tokenizer, load_tokenizer
+from .tokenizer import build_wordpiece_tokenizer, load_tokenizer, tokenizer_from_pieces, tokenizer_pieces
 from .words import merge_pieces
 
 __all__ = [
@@ -13,6 +13,6 @@ __all__ = [
     "ImageFeatures", "ResNetEncoder", "ViTEncoder", "build_image_encoder",
     "MGCAModel", "MGCAOutput", "build_model",
     "TextEncoder", "TextFeatures",
-    "build_wordpiece_tokenizer", "load_tokenizer",
+    "build_wordpiece_tokenizer", "load_tokenizer", "tokenizer_from_pieces", "tokenizer_pieces",
     "merge_pieces",
 ]

@@ -71,7 +71,8 @@ class MGCAModel(nn.Module):
         )
 
 
-def build_model(cfg: MGCAModelConfig) -> tuple[MGCAModel, BertTokenizerFast]:
-    """Tokenizer for cfg.text, then the model sized to it -> (model, tokenizer)."""
-    tokenizer = load_tokenizer(cfg.text)
+def build_model(cfg: MGCAModelConfig, tokenizer=None) -> tuple[MGCAModel, object]:
+    """Tokenizer for cfg.text (unless one is given, e.g. from a checkpoint), then the model sized
+    to it -> (model, tokenizer)."""
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg.text)
     return MGCAModel(cfg, tokenizer), tokenizer

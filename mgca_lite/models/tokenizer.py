@@ -71,6 +71,21 @@ def _bert_tokenizer(vocab: dict[str, int]) -> BertTokenizerFast:
     return BertTokenizerFast(vocab=vocab)
 
 
+def tokenizer_from_pieces(pieces: list[str] | tuple[str, ...]) -> BertTokenizerFast:
+    """Rebuild a BERT-style tokenizer from its pieces in id order (as stored in our checkpoints).
+
+    Checkpoints carry their vocabulary because the tiny one is retrained from the report grammar:
+    a later grammar change must not silently renumber the token ids a trained model expects.
+    """
+    return BertTokenizerFast(vocab={piece: i for i, piece in enumerate(pieces)})
+
+
+def tokenizer_pieces(tokenizer) -> list[str]:
+    """The tokenizer's pieces in id order (the inverse of `tokenizer_from_pieces`)."""
+    vocab = tokenizer.get_vocab()
+    return sorted(vocab, key=vocab.__getitem__)
+
+
 def cache_root() -> Path:
     """Directory for cached tokenizers: $MGCA_LITE_CACHE/tokenizer, else ~/.cache/mgca_lite/tokenizer."""
     base = os.environ.get("MGCA_LITE_CACHE") or Path.home() / ".cache" / "mgca_lite"

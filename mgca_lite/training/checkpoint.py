@@ -61,3 +61,20 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - re-raised with the file name
         raise RuntimeError(f"{path}: not a readable mgca_lite checkpoint ({err})") from err
+
+
+def load_pretrained(path: str | Path, map_location="cpu"):
+    """A trained MGCA model from `best.pt` / `last.pt` -> (model in eval mode, tokenizer, PretrainConfig).
+
+    Used by downstream evaluation and by notebooks that skip training (load-or-train).
+    """
+    from mgca_lite.models.mgca import build_model
+    from mgca_lite.models.tokenizer import tokenizer_from_pieces
+    from mgca_lite.training.config import config_from_json
+
+    ckpt = load_checkpoint(path, map_location)
+    cfg = config_from_json(ckpt["config"])
+    model, tokenizer = build_model(cfg.model, tokenizer_from_pieces(ckpt["vocab"]))
+    state = {k[len("model."):]: v for k, v in ckpt["model"].items() if k.startswith("model.")}
+    model.load_state_dict(state)
+    return model.eval(), tokenizer, cfg

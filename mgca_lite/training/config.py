@@ -31,7 +31,6 @@ class DataConfig:
     val_size: int | None = None      # synth: number of validation pairs
     seed: int = 0                    # SynthCXR seed (which synthetic "hospital")
     num_workers: int = 0             # DataLoader workers; 0 keeps CPU runs single-process and exact
-    cache_size: int = 256            # manifest: side of the pre-resized uint8 image cache
 
 
 @dataclass

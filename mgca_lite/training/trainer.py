@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from mgca_lite.data.collate import PairCollator
 from mgca_lite.losses.mgca_loss import MGCALoss
 from mgca_lite.models.mgca import build_model
+from mgca_lite.models.tokenizer import tokenizer_from_pieces, tokenizer_pieces
 from mgca_lite.training.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from mgca_lite.training.config import PretrainConfig, config_from_json
 from mgca_lite.training.data import build_pretrain_datasets
@@ -53,15 +54,19 @@ class Trainer:
             self.dir.mkdir(parents=True, exist_ok=True)
             (self.dir / "config.json").write_text(cfg.to_json())
 
+        ckpt = load_checkpoint(last, map_location=self.device) if resume else None
         torch.manual_seed(cfg.train.seed)
-        model, self.tokenizer = build_model(cfg.model)
+        # A resumed run keeps the vocabulary it was trained with (see models.tokenizer_from_pieces).
+        saved_tokenizer = tokenizer_from_pieces(ckpt["vocab"]) if ckpt is not None else None
+        model, self.tokenizer = build_model(cfg.model, saved_tokenizer)
         self.module = PretrainModule(model, MGCALoss(cfg.loss)).to(self.device)
         self.use_bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and self.device.type == "cuda")
         self.channels_last = cfg.train.channels_last and self.device.type == "cuda"
         if self.channels_last:
             self.module = self.module.to(memory_format=torch.channels_last)
 
-        train_ds, val_ds = datasets if datasets is not None else build_pretrain_datasets(cfg.data)
+        train_ds, val_ds = datasets if datasets is not None else build_pretrain_datasets(
+            cfg.data, progress=self.progress, is_main=self.dist.is_main)
         self.collate = PairCollator(self.tokenizer, max_length=cfg.model.text.max_length)
         self.sampler = ResumableSampler(len(train_ds), self.dist.rank, self.dist.world_size, seed=cfg.train.seed)
         if self.sampler.per_rank < cfg.train.batch_size:
@@ -78,8 +83,8 @@ class Trainer:
 
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best_val, self.bad_epochs, self.stopped_early = math.inf, 0, False
-        if resume:
-            self._restore(load_checkpoint(last, map_location=self.device))
+        if ckpt is not None:
+            self._restore(ckpt)
         self.logger = (MetricsLogger(self.dir, resume_step=self.step if resume else None,
                                      tensorboard=cfg.train.tensorboard) if self.dist.is_main else None)
 
@@ -127,6 +132,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(), "rng": rng_state(), "step": self.step,
             "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best_val": self.best_val,
             "bad_epochs": self.bad_epochs, "stopped_early": self.stopped_early, "config": self.cfg.to_json(),
+            "vocab": tokenizer_pieces(self.tokenizer),
         }
 
     def save(self, name: str = "last.pt") -> None:

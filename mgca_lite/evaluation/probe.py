@@ -1,0 +1,96 @@
+"""Linear-probe comparison on a SynthCXR task: several frozen encoders x label fractions x seeds.
+
+    suite = ProbeSuite(ProbeSuiteConfig(task="chexpert5", image_size=64))
+    rows = suite.run({"MGCA": mgca_encode, "random init": random_encode, "raw pixels": raw_pixels})
+    print(format_table(summarize(rows)))
+
+Each split is rendered once and shared by all encoders; each encoder's features are extracted once
+and every (fraction, seed) probe indexes into them. Seed s selects the s-th fixed label subset
+(`task_split(..., subset_seed=s)`) and the probe's initialisation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from mgca_lite.data.datasets import SynthSource, TaskDataset
+from mgca_lite.data.memory import MemorySource
+from mgca_lite.data.tasks import get_task, task_split
+from mgca_lite.data.transforms import ImageTransform, TransformConfig
+from mgca_lite.evaluation.features import extract_features
+from mgca_lite.evaluation.linear_probe import ProbeConfig, score, train_linear_probe
+
+
+@dataclass
+class ProbeSuiteConfig:
+    task: str = "chexpert5"                    # a SynthCXR downstream task (tasks.TASKS)
+    fractions: tuple[float, ...] = (0.01, 0.1, 1.0)  # training label fractions
+    seeds: int = 3                             # label subsets / probe inits per fraction
+    image_size: int = 64                       # render size; match the pretraining resolution
+    synth_seed: int = 0                        # SynthCXR seed
+    train_size: int | None = None              # None = the task's default split sizes
+    test_size: int | None = None
+    progress: bool = True
+
+
+class ProbeSuite:
+    """Renders the task's train/val/test splits once; `run` probes any number of encoders."""
+
+    def __init__(self, cfg: ProbeSuiteConfig = ProbeSuiteConfig()):
+        self.cfg, self.spec = cfg, get_task(cfg.task)
+        sizes = {k: v for k, v in (("train", cfg.train_size), ("test", cfg.test_size)) if v}
+        self.train_indices = task_split(cfg.task, "train", sizes=sizes or None)
+        self.datasets = {}
+        for split in ("train", "val", "test"):
+            indices = self.train_indices if split == "train" else task_split(cfg.task, split, sizes=sizes or None)
+            source = MemorySource(SynthSource(indices, cfg.synth_seed, cfg.image_size),
+                                  desc=f"{cfg.task} {split}", progress=cfg.progress)
+            # Frozen features: the same deterministic view for every split (no random crops).
+            self.datasets[split] = TaskDataset(source, cfg.task, ImageTransform(TransformConfig(resize=cfg.image_size)))
+
+    def features(self, encode: Callable[[torch.Tensor], torch.Tensor]) -> dict:
+        """{split: (features (N, C), targets)} for one encoder."""
+        return {split: extract_features(encode, ds) for split, ds in self.datasets.items()}
+
+    def run(self, encoders: dict[str, Callable[[torch.Tensor], torch.Tensor]]) -> list[dict]:
+        """Rows {encoder, fraction, seed, n_train, score} for every encoder x fraction x seed."""
+        kind = "multiclass" if self.spec.kind == "multiclass" else "multilabel"
+        outputs = len(self.spec.classes)
+        rows = []
+        for name, encode in encoders.items():
+            feats = self.features(encode)
+            (tx, ty), (vx, vy), (sx, sy) = feats["train"], feats["val"], feats["test"]
+            for fraction in self.cfg.fractions:
+                for seed in range(self.cfg.seeds if fraction < 1.0 else 1):  # 100 % has one subset
+                    subset = task_split(self.cfg.task, "train", fraction, subset_seed=seed,
+                                        sizes={"train": len(self.train_indices)})
+                    pos = torch.from_numpy(np.searchsorted(self.train_indices, subset))
+                    layer = train_linear_probe(tx[pos], ty[pos], vx, vy, kind, outputs, ProbeConfig(seed=seed))
+                    with torch.no_grad():
+                        result = score(kind, sy.numpy(), layer(sx).numpy())
+                    rows.append({"encoder": name, "fraction": fraction, "seed": seed,
+                                 "n_train": len(pos), "score": result})
+        return rows
+
+
+def summarize(rows: list[dict]) -> dict:
+    """{encoder: {fraction: (mean, std, n_seeds)}} over seeds."""
+    out: dict = {}
+    for row in rows:
+        out.setdefault(row["encoder"], {}).setdefault(row["fraction"], []).append(row["score"])
+    return {enc: {f: (float(np.mean(v)), float(np.std(v)), len(v)) for f, v in by_f.items()}
+            for enc, by_f in out.items()}
+
+
+def format_table(summary: dict, metric: str = "macro AUROC") -> str:
+    """A plain-text table: rows = encoders, columns = label fractions, cells = mean ± std."""
+    fractions = sorted({f for by_f in summary.values() for f in by_f})
+    header = f"{'encoder':<28}" + "".join(f"{f'{f:.0%} labels':>18}" for f in fractions)
+    lines = [f"linear probe, {metric} (mean ± std over seeds)", header, "-" * len(header)]
+    for enc, by_f in summary.items():
+        cells = "".join(f"{by_f[f][0]:>11.3f} ± {by_f[f][1]:.3f}" if f in by_f else f"{'':>18}" for f in fractions)
+        lines.append(f"{enc:<28}{cells}")
+    return "\n".join(lines)
