@@ -55,3 +55,15 @@ def barrier() -> None:
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def ranks_agree(module: torch.nn.Module) -> bool:
+    """True when every process holds the same parameters (a cheap checksum, all-gathered)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return True
+    with torch.no_grad():
+        local = torch.stack([p.detach().double().sum() for p in module.parameters()]).sum().reshape(1)
+    local = local.to(next(module.parameters()).device)
+    gathered = [torch.zeros_like(local) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, local)
+    return all(torch.equal(g, gathered[0]) for g in gathered)

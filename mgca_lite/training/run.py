@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mgca_lite.training.config import config_from_json, load_config, apply_overrides, from_dict, PretrainConfig
-from mgca_lite.training.ddp import cleanup
+from mgca_lite.training.ddp import cleanup, ranks_agree
 
 
 def config_from_args(args) -> tuple[PretrainConfig, Path]:
@@ -34,6 +34,11 @@ def pretrain_main(args) -> int:
     cfg, output_dir = config_from_args(args)
     trainer = Trainer(cfg, output_dir, resume=args.resume, progress=not args.no_progress)
     summary = trainer.fit()
+    agree = ranks_agree(trainer.module)
+    if trainer.dist.world_size > 1 and trainer.dist.is_main:
+        print(f"{trainer.dist.world_size} processes, ranks agree: {agree}")
+    if not agree:
+        raise RuntimeError("DDP ranks ended with different weights")
     if trainer.dist.is_main:
         print(f"done: step {summary['step']}, epoch {summary['epoch']}, best val loss {summary['best_val']:.4f}"
               f"{' (stopped early)' if summary['stopped_early'] else ''}; wrote {output_dir}/last.pt, best.pt, "
