@@ -19,7 +19,7 @@ def _demo(args) -> int:
 
 
 def _probe(args) -> int:
-    from mgca_lite.evaluation.probe_cli import probe_main
+    from mgca_lite.evaluation.compare import probe_main
     return probe_main(args)
 
 
@@ -33,6 +33,11 @@ def _bench(args) -> int:
         main(["--image-size", str(args.image_size)])
         return 0
     if args.what == "losses":
+        import os
+
+        # Idle OpenMP threads sleep instead of spinning, so other processes on a shared machine
+        # slow both sides of the ratio alike; set before torch loads.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         from mgca_lite.losses.bench import main
         main([])
         return 0

@@ -12,14 +12,10 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
-from mgca_lite.evaluation.features import raw_pixels, recalibrate_batchnorm
-from mgca_lite.evaluation.probe import ProbeSuite, ProbeSuiteConfig, format_table, summarize
+from mgca_lite.evaluation.compare import MGCA, RANDOM, compare_encoders
+from mgca_lite.evaluation.probe import format_table
 from mgca_lite.figures.curves import plot_probe_summary, plot_training_curves
 from mgca_lite.figures.synth_sheet import save_sample_sheet
-from mgca_lite.models.mgca import build_model
-from mgca_lite.training.checkpoint import load_pretrained
 from mgca_lite.training.config import load_config
 from mgca_lite.training.metrics import read_metrics
 from mgca_lite.training.trainer import Trainer
@@ -29,23 +25,6 @@ def pretrain_or_resume(cfg, run_dir: Path, progress: bool = True) -> dict:
     """Train `cfg` into `run_dir`, resuming from `last.pt` when an earlier run left one."""
     trainer = Trainer(cfg, run_dir, resume=(run_dir / "last.pt").exists(), progress=progress)
     return trainer.fit()
-
-
-def compare_encoders(cfg, checkpoint: Path, seeds: int = 3, progress: bool = True) -> tuple[list, dict]:
-    """Probe rows and summary for MGCA vs random init vs raw pixels on the CheXpert-like task."""
-    model, _, _ = load_pretrained(checkpoint)
-    suite = ProbeSuite(ProbeSuiteConfig(task="chexpert5", image_size=cfg.data.crop_size or cfg.data.image_size,
-                                        seeds=seeds, synth_seed=cfg.data.seed, progress=progress))
-    torch.manual_seed(cfg.train.seed + 1)  # a different draw from the pretrained model's init
-    random_model, _ = build_model(cfg.model, tokenizer=None)
-    random_encoder = recalibrate_batchnorm(random_model.image_encoder, suite.datasets["train"])
-    encoders = {
-        "MGCA (synth_tiny)": lambda x: model.image_encoder(x).global_feat,
-        "random init (BN recal.)": lambda x: random_encoder(x).global_feat,
-        "raw pixels 16x16": raw_pixels,
-    }
-    rows = suite.run(encoders)
-    return rows, summarize(rows)
 
 
 def demo_main(args) -> int:
@@ -71,13 +50,13 @@ def demo_main(args) -> int:
 
     print(f"[3/3] linear probes, CheXpert-like 5 findings, {args.seeds} seeds")
     t = time.perf_counter()
-    rows, table = compare_encoders(cfg, out / "pretrain" / "best.pt", seeds=args.seeds)
+    rows, table = compare_encoders(out / "pretrain" / "best.pt", seeds=args.seeds)
     probe_s = time.perf_counter() - t
     print(format_table(table))
     plot_probe_summary(table).savefig(out / "probe.png", dpi=120)
     (out / "probe.json").write_text(json.dumps({"rows": rows, "config": cfg.name}, indent=2))
 
-    mgca, rand = table["MGCA (synth_tiny)"][0.01][0], table["random init (BN recal.)"][0.01][0]
+    mgca, rand = table[MGCA][0.01][0], table[RANDOM][0.01][0]
     verdict = "beats" if mgca > rand else "does NOT beat"
     print(f"\nAt 1 % labels MGCA {verdict} random init: {mgca:.3f} vs {rand:.3f} macro AUROC "
           f"(mean of {args.seeds} seeds).")

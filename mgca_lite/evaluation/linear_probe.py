@@ -5,6 +5,7 @@ seconds. Multi-label tasks use BCE and macro AUROC; single-label tasks use CE an
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,8 @@ class ProbeConfig:
     batch_size: int = 48          # ref: 48
     max_epochs: int = 50          # ref: up to 50 epochs
     patience: int = 10            # ref: early stop on validation, patience 10
-    min_steps: int = 200          # tiny label fractions: at least this many updates before giving up
+    min_steps: int = 1000         # at least this many updates: at 1 % labels (2 batches an epoch) the
+                                  # reference's 50 epochs are 100 steps, too few for lr 5e-4 to converge
     seed: int = 0
 
 
@@ -39,6 +41,18 @@ def score(task_type: str, labels: np.ndarray, logits: np.ndarray) -> float:
     return macro_auroc(labels, logits)
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """A linear layer on 48 rows is far too small to gain from threads; on a busy machine the
+    threads' synchronisation would dominate every step."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _loss_fn(task_type: str):
     return nn.CrossEntropyLoss() if task_type == "multiclass" else nn.BCEWithLogitsLoss()
 
@@ -50,6 +64,11 @@ def train_linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torc
     Features are standardised with the training mean/std (folded into the returned layer) so that
     random and pretrained encoders, whose feature scales differ wildly, are probed on equal terms.
     """
+    with _one_thread():
+        return _fit(train_x, train_y, val_x, val_y, task_type, num_outputs, cfg)
+
+
+def _fit(train_x, train_y, val_x, val_y, task_type: str, num_outputs: int, cfg: ProbeConfig) -> nn.Linear:
     gen = torch.Generator().manual_seed(cfg.seed)
     mean, std = train_x.mean(0), train_x.std(0, unbiased=False).clamp_min(1e-6)
     norm = lambda x: (x - mean) / std  # noqa: E731
