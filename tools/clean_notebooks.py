@@ -1,10 +1,11 @@
-"""Strip notebooks to what the course commits: outputs stay, execution counts and metadata go.
+"""Strip notebooks to what the course commits: outputs stay, metadata goes, execution counts are 1..n.
 
 Usage: python tools/clean_notebooks.py notebooks/*.ipynb      (rewrite in place)
        python tools/clean_notebooks.py --check notebooks/*.ipynb (exit 1 if any is not clean)
 
-Kept: cell sources, outputs (with their execution counts removed), cell tags (papermill's
-`parameters` and nbval's `nbval-ignore-output` live there) and the kernelspec. Dropped: every
+Kept: cell sources, outputs, cell tags (papermill's `parameters` and nbval's `nbval-ignore-output`
+live there) and the kernelspec. Execution counts are renumbered 1..n in cell order, as after a
+clean top-to-bottom run (nbval rejects outputs on a cell whose count is None). Dropped: every
 other notebook/cell/output metadata field (timings, papermill bookkeeping, widget state).
 """
 from __future__ import annotations
@@ -22,15 +23,19 @@ def clean_notebook(nb: dict) -> dict:
     """Return a cleaned copy of a notebook dict (nbformat 4 JSON)."""
     nb = json.loads(json.dumps(nb))
     nb["metadata"] = {"kernelspec": KERNELSPEC}
+    count = 0
     for cell in nb["cells"]:
         tags = cell.get("metadata", {}).get("tags", [])
         cell["metadata"] = {"tags": tags} if tags else {}
         cell.pop("id", None)
         if cell["cell_type"] == "code":
-            cell["execution_count"] = None
+            # Renumbered 1..n in cell order, not removed: nbval treats a cell whose count is None
+            # as never run and fails it ("Unrun reference cell has outputs").
+            count += 1
+            cell["execution_count"] = count
             for out in cell.get("outputs", []):
                 if "execution_count" in out:
-                    out["execution_count"] = None
+                    out["execution_count"] = count
                 if "metadata" in out:
                     out["metadata"] = {}
     nb["nbformat"], nb["nbformat_minor"] = 4, 4
