@@ -13,7 +13,7 @@ from mgca_lite.training.checkpoint import load_checkpoint, load_pretrained, save
 from mgca_lite.training.config import load_config
 from mgca_lite.training.metrics import read_metrics
 from mgca_lite.training.optim import warmup_cosine_factor
-from mgca_lite.training.trainer import Trainer
+from mgca_lite.training.trainer import TERMS, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 # A model small enough that a handful of steps takes seconds, on the real code path.
@@ -116,3 +116,19 @@ def test_torchrun_two_cpu_processes_train_and_agree(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 processes, ranks agree: True" in done.stdout
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 3
+
+
+def test_gradient_accumulation_counts_optimizer_steps(tmp_path):
+    cfg = tiny_config("train.batch_size=8", "train.grad_accum=3", "train.max_epochs=1", "train.max_steps=null")
+    trainer = Trainer(cfg, tmp_path, progress=False)
+    assert trainer.batches_per_epoch == 12 and trainer.steps_per_epoch == 4
+    summary = trainer.fit()
+    assert summary["step"] == 4 and summary["epoch"] == 1
+
+
+def test_early_stopping_after_patience_epochs_without_improvement(tmp_path):
+    cfg = tiny_config("train.max_epochs=10", "train.max_steps=null", "train.early_stop_patience=2")
+    trainer = Trainer(cfg, tmp_path, progress=False)
+    trainer.validate = lambda: {key: 1.0 for key in TERMS}  # validation never improves after epoch 1
+    summary = trainer.fit()
+    assert summary["stopped_early"] and summary["epoch"] == 3 and summary["best_val"] == 1.0
