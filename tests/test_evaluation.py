@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from mgca_lite.evaluation.features import raw_pixels, recalibrate_batchnorm
-from mgca_lite.evaluation.linear_probe import ProbeConfig, macro_auroc, score, train_linear_probe
+from mgca_lite.evaluation.linear_probe import ProbeConfig, auroc, macro_auroc, score, train_linear_probe
 from mgca_lite.evaluation.probe import ProbeSuite, ProbeSuiteConfig, format_table, summarize
 
 
@@ -25,6 +25,16 @@ def test_probe_learns_separable_labels_and_folds_the_standardisation():
     with torch.no_grad():
         auc = macro_auroc(vy.numpy(), layer(vx).numpy())
     assert auc > 0.9  # the raw (un-standardised) features go straight into the returned layer
+
+
+def test_auroc_equals_sklearn_including_ties():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        labels = rng.random(50) < 0.3
+        scores = np.round(rng.normal(size=50) + labels, 1)  # rounding makes ties
+        assert abs(auroc(labels, scores) - roc_auc_score(labels, scores)) < 1e-12
 
 
 def test_macro_auroc_skips_columns_with_one_class_and_accuracy_for_multiclass():

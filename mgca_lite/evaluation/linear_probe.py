@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from torch import nn
 
 
@@ -26,10 +25,26 @@ class ProbeConfig:
     seed: int = 0
 
 
+def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve of one binary column, as the Mann-Whitney U statistic.
+
+    Equal to sklearn's `roc_auc_score` (ties count one half) but ~100x cheaper per call, which
+    matters because the probe scores its validation set after every epoch.
+    """
+    labels = labels.astype(bool)
+    n_pos = int(labels.sum())
+    n_neg = len(labels) - n_pos
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    # average 1-based rank of each distinct value: ties share the mean of the ranks they span
+    mean_rank = np.cumsum(counts) - (counts - 1) / 2.0
+    rank_sum = mean_rank[inverse][labels].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
 def macro_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Mean AUROC over columns that have both classes. labels, scores: (N, K) (or (N,) for binary)."""
     labels, scores = np.atleast_2d(labels.T).T, np.atleast_2d(scores.T).T
-    aucs = [roc_auc_score(labels[:, k], scores[:, k]) for k in range(labels.shape[1])
+    aucs = [auroc(labels[:, k], scores[:, k]) for k in range(labels.shape[1])
             if 0 < labels[:, k].sum() < len(labels)]
     return float(np.mean(aucs)) if aucs else float("nan")
 
