@@ -7,9 +7,9 @@ hand-written config fails loudly instead of being ignored).
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+
+from mgca_lite.configtools import from_dict
 
 IMAGE_ARCHS = ("resnet_tiny", "resnet18", "resnet50", "vit_tiny", "vit_b16")
 TEXT_KINDS = ("tiny", "clinical")
@@ -64,23 +64,4 @@ class MGCAModelConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "MGCAModelConfig":
         """Inverse of `to_dict`; also accepts partial dicts (missing fields keep their defaults)."""
-        return _from_dict(cls, data, "model")
-
-
-T = TypeVar("T")
-
-
-def _from_dict(cls: type[T], data: dict, where: str) -> T:
-    """Build dataclass `cls` from a (possibly partial) nested dict; unknown keys raise ValueError."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(names)}")
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = _from_dict(hint, value, f"{where}.{key}")
-        kwargs[key] = value
-    return cls(**kwargs)
+        return from_dict(cls, data, "model")

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mgca_lite.configtools import from_dict
 from mgca_lite.losses.mgca_loss import MGCALossConfig
 from mgca_lite.models.config import MGCAModelConfig
 
@@ -75,24 +75,6 @@ class PretrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
-
-
-def from_dict(cls: type, data: dict, where: str = "config") -> Any:
-    """Build dataclass `cls` from a (possibly partial) nested dict; unknown keys are errors."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(names)}")
-    kwargs = {}
-    for key, value in data.items():
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = from_dict(hint, value, f"{where}.{key}")
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[key] = value
-    return cls(**kwargs)
 
 
 def _parse_value(text: str) -> Any:

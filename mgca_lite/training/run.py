@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mgca_lite.training.config import config_from_json, load_config, apply_overrides, from_dict, PretrainConfig
+from mgca_lite.configtools import from_dict
+from mgca_lite.training.config import PretrainConfig, apply_overrides, config_from_json, load_config
 from mgca_lite.training.ddp import cleanup, ranks_agree
 
 
