@@ -2,7 +2,7 @@
 mentions coloured — the picture of what "which words belong to which region" means.
 
     fig = plot_sample_sheet([make_sample(i) for i in range(8)])
-    save_sample_sheet("/tmp/synth_sheet.png", n=8)
+    save_sample_sheet("synth_sheet.png", n=8)
 
 In the report text, a finding's colour is the colour of its outline; bold = positive mention,
 italic = hedged (label -1), faint = negated ("no pneumothorax").
