@@ -16,13 +16,20 @@ from mgca_lite.evaluation.compare import MGCA, RANDOM, compare_encoders
 from mgca_lite.evaluation.probe import format_table
 from mgca_lite.figures.curves import plot_probe_summary, plot_training_curves
 from mgca_lite.figures.synth_sheet import save_sample_sheet
+from mgca_lite.training.checkpoint import load_checkpoint, run_is_finished
 from mgca_lite.training.config import load_config
 from mgca_lite.training.metrics import read_metrics
 from mgca_lite.training.trainer import Trainer
 
 
 def pretrain_or_resume(cfg, run_dir: Path, progress: bool = True) -> dict:
-    """Train `cfg` into `run_dir`, resuming from `last.pt` when an earlier run left one."""
+    """Train `cfg` into `run_dir`, resuming from `last.pt` when an earlier run left one; a
+    finished run is only read back."""
+    if run_is_finished(run_dir):
+        ckpt = load_checkpoint(run_dir / "last.pt")
+        print(f"      {run_dir / 'last.pt'} is a finished run: loading it (delete the directory to retrain)")
+        return {"step": ckpt["step"], "epoch": ckpt["epoch"], "best_val": ckpt["best_val"],
+                "stopped_early": ckpt["stopped_early"]}
     trainer = Trainer(cfg, run_dir, resume=(run_dir / "last.pt").exists(), progress=progress)
     return trainer.fit()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mgca_lite.training.checkpoint import load_checkpoint, load_pretrained, save_atomic
+from mgca_lite.training.checkpoint import load_checkpoint, load_pretrained, run_is_finished, save_atomic
 from mgca_lite.training.config import load_config
 from mgca_lite.training.metrics import read_metrics
 from mgca_lite.training.optim import warmup_cosine_factor
@@ -77,6 +77,7 @@ def test_run_directory_contents_and_refusal_to_overwrite(tmp_path):
     assert ckpt["step"] == 3 and isinstance(ckpt["vocab"], list)
     model, tokenizer, saved = load_pretrained(tmp_path / "best.pt")
     assert saved == cfg and len(tokenizer) == len(ckpt["vocab"])
+    assert run_is_finished(tmp_path) and not run_is_finished(tmp_path / "elsewhere")
     with pytest.raises(FileExistsError, match="--resume"):
         Trainer(cfg, tmp_path, progress=False)
 

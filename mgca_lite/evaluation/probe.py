@@ -10,7 +10,7 @@ and every (fraction, seed) probe indexes into them. Seed s selects the s-th fixe
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -34,6 +34,7 @@ class ProbeSuiteConfig:
     train_size: int | None = None              # None = the task's default split sizes
     test_size: int | None = None
     progress: bool = True
+    probe: ProbeConfig = field(default_factory=ProbeConfig)  # optimiser/early stopping of each probe
 
 
 class ProbeSuite:
@@ -68,7 +69,7 @@ class ProbeSuite:
                     subset = task_split(self.cfg.task, "train", fraction, subset_seed=seed,
                                         sizes={"train": len(self.train_indices)})
                     pos = torch.from_numpy(np.searchsorted(self.train_indices, subset))
-                    layer = train_linear_probe(tx[pos], ty[pos], vx, vy, kind, outputs, ProbeConfig(seed=seed))
+                    layer = train_linear_probe(tx[pos], ty[pos], vx, vy, kind, outputs, replace(self.cfg.probe, seed=seed))
                     with torch.no_grad():
                         result = score(kind, sy.numpy(), layer(sx).numpy())
                     rows.append({"encoder": name, "fraction": fraction, "seed": seed,

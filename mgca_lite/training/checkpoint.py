@@ -63,6 +63,13 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         raise RuntimeError(f"{path}: not a readable mgca_lite checkpoint ({err})") from err
 
 
+def run_is_finished(run_dir: str | Path) -> bool:
+    """True when `run_dir/last.pt` belongs to a run that reached its step/epoch budget or stopped
+    early, so load-or-train code can skip building the trainer (and rendering its data)."""
+    last = Path(run_dir) / "last.pt"
+    return last.is_file() and bool(load_checkpoint(last).get("finished", False))
+
+
 def load_pretrained(path: str | Path, map_location="cpu"):
     """A trained MGCA model from `best.pt` / `last.pt` -> (model in eval mode, tokenizer, PretrainConfig).
 

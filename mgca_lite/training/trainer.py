@@ -132,7 +132,9 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(), "rng": rng_state(), "step": self.step,
             "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best_val": self.best_val,
             "bad_epochs": self.bad_epochs, "stopped_early": self.stopped_early, "config": self.cfg.to_json(),
-            "vocab": tokenizer_pieces(self.tokenizer),
+            "vocab": tokenizer_pieces(self.tokenizer), "total_steps": self.total_steps,
+            "finished": self.stopped_early or self.step >= self.total_steps
+            or self.epoch >= self.cfg.train.max_epochs,
         }
 
     def save(self, name: str = "last.pt") -> None:
