@@ -133,3 +133,26 @@ def test_early_stopping_after_patience_epochs_without_improvement(tmp_path):
     trainer.validate = lambda: {key: 1.0 for key in TERMS}  # validation never improves after epoch 1
     summary = trainer.fit()
     assert summary["stopped_early"] and summary["epoch"] == 3 and summary["best_val"] == 1.0
+
+
+def test_training_from_a_manifest_builds_the_image_cache_once(tmp_path):
+    from mgca_lite.data.datasets import cache_paths
+    from mgca_lite.data.manifest import export_synth
+
+    manifest = export_synth(tmp_path / "manifest", "pretrain", n_per_split={"train": 48, "val": 16}, image_size=48)
+    cfg = tiny_config("data.source=manifest", f"data.manifest_dir={manifest}", "data.image_size=36",
+                      "train.max_steps=2")
+    Trainer(cfg, tmp_path / "run", progress=False).fit()
+    assert cache_paths(manifest, 36)[0].is_file(), "the uint8 image cache was not built"
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 2
+    with pytest.raises(ValueError, match="manifest_dir"):
+        Trainer(tiny_config("data.source=manifest"), tmp_path / "run2", progress=False)
+
+
+def test_cli_resume_reads_the_runs_own_config(tmp_path):
+    from mgca_lite.cli import main
+
+    out = str(tmp_path / "run")
+    assert main(["pretrain", "--config", "synth_tiny", "--max-steps", "2", "--output-dir", out, "--no-progress", *TINY]) == 0
+    assert main(["pretrain", "--resume", "--output-dir", out, "--max-steps", "3", "--no-progress"]) == 0
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 3
