@@ -5,6 +5,7 @@ Every subcommand imports its machinery lazily so `--help` is instant.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -113,7 +114,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
         args.overrides = list(args.overrides or []) + extra
-    return args.func(args) or 0
+    try:
+        return args.func(args) or 0
+    except (FileExistsError, FileNotFoundError, ValueError) as err:
+        # Bad input (a path, a config value, a manifest): one clear line, not a traceback.
+        # MGCA_DEBUG=1 shows the traceback.
+        if os.environ.get("MGCA_DEBUG"):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -156,3 +156,12 @@ def test_cli_resume_reads_the_runs_own_config(tmp_path):
     assert main(["pretrain", "--config", "synth_tiny", "--max-steps", "2", "--output-dir", out, "--no-progress", *TINY]) == 0
     assert main(["pretrain", "--resume", "--output-dir", out, "--max-steps", "3", "--no-progress"]) == 0
     assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 3
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
+    from mgca_lite.cli import main
+
+    assert main(["pretrain", "--config", "no_such_config"]) == 2
+    assert main(["pretrain", "--config", "synth_tiny", "train.bach_size=3"]) == 2
+    err = capsys.readouterr().err
+    assert "error: config 'no_such_config' not found" in err and "unknown field(s) ['bach_size']" in err

@@ -127,7 +127,8 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Pretra
         raise ValueError(f"{path}: expected a mapping of config sections, got {type(data).__name__}")
     data.setdefault("name", path.stem)
     apply_overrides(data, overrides or [])
-    return from_dict(PretrainConfig, data, where=str(path))
+    where = f"{path.name} with overrides" if overrides else path.name
+    return from_dict(PretrainConfig, data, where=where)
 
 
 def config_from_json(text: str) -> PretrainConfig:
