@@ -127,8 +127,8 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Pretra
         raise ValueError(f"{path}: expected a mapping of config sections, got {type(data).__name__}")
     data.setdefault("name", path.stem)
     apply_overrides(data, overrides or [])
-    where = f"{path.name} with overrides" if overrides else path.name
-    return from_dict(PretrainConfig, data, where=where)
+    # Errors then read like a dotted key: "config synth_tiny.train: unknown field(s) ['bach']".
+    return from_dict(PretrainConfig, data, where=f"config {path.stem}")
 
 
 def config_from_json(text: str) -> PretrainConfig:
