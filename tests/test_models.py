@@ -13,15 +13,9 @@ from mgca_lite.models import (
     build_image_encoder, build_wordpiece_tokenizer, load_tokenizer,
 )
 from mgca_lite.models.image_encoder import RESNET_DIMS
+from radiology_text import SENTENCES
 
-CORPUS = [
-    "There is a small left apical pneumothorax.",
-    "No pleural effusion or pneumothorax.",
-    "Mild cardiomegaly. The lungs are clear.",
-    "Right lower lobe consolidation, concerning for pneumonia.",
-    "Moderate bilateral pleural effusions with adjacent atelectasis.",
-    "Interval increase in pulmonary edema.",
-] * 3
+CORPUS = SENTENCES[:6] * 3
 REPORTS = ["No pneumothorax.", "Mild cardiomegaly, small left pleural effusion.",
            "Right lower lobe consolidation.", "The lungs are clear."]
 SIZE = 64

@@ -8,19 +8,9 @@ from mgca_lite.models import tokenizer as tok_mod
 from mgca_lite.models.config import TextEncoderConfig
 from mgca_lite.models.tokenizer import SPECIAL_TOKENS, build_wordpiece_tokenizer, load_tokenizer, synth_tokenizer
 from mgca_lite.models.words import merge_pieces, vocab_tables, word_strings
+from radiology_text import SENTENCES
 
-CORPUS = [
-    "There is a small left apical pneumothorax.",
-    "No pleural effusion or pneumothorax.",
-    "Mild cardiomegaly. The lungs are clear.",
-    "Right lower lobe consolidation, concerning for pneumonia.",
-    "Moderate bilateral pleural effusions with adjacent atelectasis.",
-    "Interval increase in pulmonary edema.",
-    "Endotracheal tube terminates 4 cm above the carina.",
-    "Heart size is normal. No focal consolidation.",
-    "Stable small right pneumothorax after chest tube placement.",
-    "Patchy opacities at the lung bases may represent atelectasis.",
-] * 3
+CORPUS = SENTENCES * 3
 
 
 def test_bert_layout_and_round_trip():
