@@ -1,0 +1,207 @@
+"""Grounding metrics: does a phrase's attention map land on the finding it names? (spec §4)
+
+Inputs everywhere: `maps` float (N, h, w), one map per phrase on the patch grid (h x w = the
+model's patches); `masks` bool (N, H, W), the finding's pixels on the film. Three scores, as the
+field reports them, each beside the score of a map that knows nothing (its chance level):
+
+- pointing game (Zhang et al. 2016; CheXlocalize): hit when the map's peak *cell* touches the mask.
+  Scored on the grid, not on an upsampled map: a bilinear upsample with align_corners=False moves
+  the peak of a border cell inwards (see `upsample`), so an upsampled argmax can never land in the
+  outer half-cell of the film. Chance = the share of cells that touch the mask (where a peak drawn
+  uniformly over cells would hit).
+- CNR (BioViL / MS-CXR, Boecking et al. 2022): |mean_in - mean_out| / sqrt(var_in + var_out) of the
+  map upsampled to the film, no threshold.
+- mIoU: IoU of the upsampled, min-max normalised map binarised at THRESHOLDS with the mask, averaged
+  over the thresholds.
+
+CNR and mIoU chance: the same statistic for maps drawn i.i.d. uniform per cell (seeded), averaged
+over several draws. It is not 0: against a small mask, noise alone gives a random map some contrast.
+
+A cell (r, c) covers film rows [r*H/h, (r+1)*H/h) and columns [c*W/w, (c+1)*W/w), so pixel y lies in
+cell row floor(y*h/H). When H is not a multiple of h the cells differ by one pixel in size but
+still tile the film exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.stats
+import torch
+import torch.nn.functional as F
+
+THRESHOLDS = tuple(round(0.1 * k, 1) for k in range(1, 10))  # mIoU binarisation levels 0.1 .. 0.9
+
+
+def cell_of_pixel(size: int, cells: int) -> torch.Tensor:
+    """Which of `cells` grid rows (or columns) each of `size` film rows lies in: int64 (size,)."""
+    return torch.arange(size) * cells // size
+
+
+def cell_coverage(masks: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Mask pixels inside each cell's footprint: masks bool (N, H, W) -> float (N, h, w)."""
+    _, H, W = masks.shape
+    h, w = grid
+    rows = F.one_hot(cell_of_pixel(H, h), h).T.float()  # (h, H): 1 where film row y is in cell row r
+    cols = F.one_hot(cell_of_pixel(W, w), w).float()    # (W, w)
+    return rows @ masks.float() @ cols                   # (N, h, w)
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Maps (N, h, w) -> (N, H, W), bilinear with align_corners=False (as figures draw them)."""
+    return F.interpolate(maps[:, None].float(), size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def pointing_game(maps: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-phrase hits and chance, each float (N,), from maps (N, h, w) and masks (N, H, W).
+
+    Hit (1.0) when a maximal cell touches the mask. Ties: a hit if ANY tied maximal cell touches
+    it (a flat map therefore always hits a non-empty mask; real attention maps do not tie).
+    Chance = touching cells / all cells.
+    """
+    touches = cell_coverage(masks, tuple(maps.shape[1:])) > 0           # (N, h, w)
+    peak = maps == maps.amax(dim=(1, 2), keepdim=True)                  # (N, h, w) every tied maximum
+    hits = (peak & touches).flatten(1).any(dim=1).float()               # (N,)
+    return hits, touches.flatten(1).float().mean(dim=1)
+
+
+def contrast_to_noise(values: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """CNR of film-sized values (N, H, W) against masks (N, H, W) -> float (N,).
+
+    Population variances inside and outside the mask. With no variance at all, a map with equal
+    means scores 0 and one with different means +inf (a perfect step; never met after upsampling).
+    """
+    inside = masks.flatten(1).float()                                    # (N, HW)
+    outside = 1.0 - inside
+    v = values.flatten(1).double()                                       # (N, HW), double: sums of many pixels
+    n_in, n_out = inside.sum(1).double(), outside.sum(1).double()        # (N,)
+    mean_in, mean_out = (v * inside).sum(1) / n_in, (v * outside).sum(1) / n_out
+    var_in = ((v - mean_in[:, None]) ** 2 * inside).sum(1) / n_in
+    var_out = ((v - mean_out[:, None]) ** 2 * outside).sum(1) / n_out
+    num, den = (mean_in - mean_out).abs(), (var_in + var_out).sqrt()
+    cnr = torch.where(den > 0, num / den.clamp_min(1e-300), torch.where(num > 0, torch.inf, 0.0))
+    return cnr.float()
+
+
+def cnr(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """CNR of maps (N, h, w) upsampled to the film of masks (N, H, W) -> float (N,)."""
+    return contrast_to_noise(upsample(maps, tuple(masks.shape[1:])), masks)
+
+
+def miou(maps: torch.Tensor, masks: torch.Tensor, thresholds=THRESHOLDS) -> torch.Tensor:
+    """Mean IoU over `thresholds` of maps (N, h, w), upsampled and min-max normalised per phrase,
+    with masks (N, H, W) -> float (N,). A flat map normalises to 0 and so predicts nothing (IoU 0).
+    """
+    up = upsample(maps, tuple(masks.shape[1:])).flatten(1)               # (N, HW)
+    low, high = up.amin(1, keepdim=True), up.amax(1, keepdim=True)
+    norm = torch.where(high > low, (up - low) / (high - low).clamp_min(1e-30), torch.zeros_like(up))
+    truth = masks.flatten(1)                                             # (N, HW)
+    ious = []
+    for t in thresholds:  # one threshold at a time: a (K, N, HW) stack would be large at 224 px
+        pred = norm >= t
+        ious.append((pred & truth).sum(1).float() / (pred | truth).sum(1).clamp_min(1).float())
+    return torch.stack(ious).mean(0)
+
+
+def random_map_chance(metric, masks: torch.Tensor, grid: tuple[int, int], draws: int = 20,
+                      seed: int = 0) -> torch.Tensor:
+    """Chance level of `metric` (cnr or miou): its mean over `draws` maps drawn i.i.d. uniform per
+    cell (seeded) against the same masks (N, H, W) -> float (N,)."""
+    gen = torch.Generator().manual_seed(seed)
+    total = torch.zeros(masks.shape[0])
+    for _ in range(draws):
+        total += metric(torch.rand(masks.shape[0], *grid, generator=gen), masks)
+    return total / draws
+
+
+def bootstrap_ci(values, n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> list[float]:
+    """Percentile bootstrap interval of the mean of per-phrase values (N,) -> [lo, hi].
+
+    Resamples phrases with replacement (scipy.stats.bootstrap, seeded); with fewer than two
+    phrases, or all values equal, the interval collapses onto the mean.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2 or np.all(values == values[0]):
+        mean = float(values.mean()) if len(values) else float("nan")
+        return [mean, mean]
+    res = scipy.stats.bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=level,
+                                method="percentile", vectorized=True, rng=np.random.default_rng(seed))
+    return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+
+
+@dataclass
+class ScoreConfig:
+    n_resamples: int = 1000  # bootstrap resamples of the phrases
+    chance_draws: int = 20   # uniform random maps averaged for the CNR / mIoU chance level
+    seed: int = 0            # bootstrap, random maps and the shuffled-mask control
+
+
+def phrase_scores(maps: torch.Tensor, masks: torch.Tensor, cfg: ScoreConfig) -> dict:
+    """{metric: (values (N,), chance (N,))} for pointing_game, cnr, miou; maps (N, h, w), masks (N, H, W)."""
+    grid = tuple(maps.shape[1:])
+    return {
+        "pointing_game": pointing_game(maps, masks),
+        "cnr": (cnr(maps, masks), random_map_chance(cnr, masks, grid, cfg.chance_draws, cfg.seed)),
+        "miou": (miou(maps, masks), random_map_chance(miou, masks, grid, cfg.chance_draws, cfg.seed)),
+    }
+
+
+def summarize_scores(scores: dict, select, cfg: ScoreConfig) -> dict:
+    """{"n_phrases", metric: {"value", "chance", "ci", "chance_ci"}} over the phrases `select`
+    (an index or bool array into the (N,) score arrays)."""
+    out: dict = {"n_phrases": len(next(iter(scores.values()))[0][select])}
+    for name, (values, chance) in scores.items():
+        v, c = values[select].numpy(), chance[select].numpy()
+        out[name] = {"value": float(v.mean()) if len(v) else float("nan"),
+                     "chance": float(c.mean()) if len(c) else float("nan"),
+                     "ci": bootstrap_ci(v, cfg.n_resamples, cfg.seed),
+                     "chance_ci": bootstrap_ci(c, cfg.n_resamples, cfg.seed)}
+    return out
+
+
+def shuffled_partners(findings: list[str], studies: list[int], seed: int = 0) -> np.ndarray:
+    """For each phrase, a phrase of ANOTHER study naming the same finding: int64 (N,), -1 where no
+    other study has that finding. Studies are permuted per finding (seeded) and each takes the
+    next one's mask, so every study of a finding lends and borrows exactly one mask."""
+    rng = np.random.default_rng(seed)
+    partner = np.full(len(findings), -1, dtype=np.int64)
+    for finding in sorted(set(findings)):
+        first: dict[int, int] = {}  # study -> its first phrase of this finding (all share its mask)
+        for i, (f, s) in enumerate(zip(findings, studies)):
+            if f == finding:
+                first.setdefault(s, i)
+        if len(first) < 2:
+            continue
+        studies_f = list(first)
+        order = [studies_f[k] for k in rng.permutation(len(studies_f))]
+        lender = {s: first[order[(k + 1) % len(order)]] for k, s in enumerate(order)}
+        for i, (f, s) in enumerate(zip(findings, studies)):
+            if f == finding:
+                partner[i] = lender[s]
+    return partner
+
+
+def score_phrases(maps: torch.Tensor, masks: torch.Tensor, findings: list[str], studies: list[int],
+                  cfg: ScoreConfig | None = None) -> dict:
+    """The grounding result for phrase maps (N, h, w) and their masks (N, H, W), every mask
+    non-empty; findings and studies (N,) name each phrase's finding and study.
+
+    {"n_phrases", "pointing_game" | "cnr" | "miou": {"value", "chance", "ci", "chance_ci"},
+     "per_finding": {finding: the same without per_finding},
+     "control": the same maps scored against another study's mask of the same finding}.
+    The control tells whether a map follows the image or merely sits where findings usually are.
+    """
+    cfg = cfg or ScoreConfig()
+    groups = {f: np.flatnonzero(np.asarray(findings) == f) for f in sorted(set(findings))}
+    scores = phrase_scores(maps, masks, cfg)
+    result = summarize_scores(scores, slice(None), cfg)
+    result["per_finding"] = {f: summarize_scores(scores, idx, cfg) for f, idx in groups.items()}
+
+    partner = shuffled_partners(findings, studies, cfg.seed)
+    keep = np.flatnonzero(partner >= 0)
+    control = phrase_scores(maps[keep], masks[partner[keep]], cfg)
+    kept = np.asarray(findings)[keep]
+    result["control"] = summarize_scores(control, slice(None), cfg)
+    result["control"]["per_finding"] = {f: summarize_scores(control, np.flatnonzero(kept == f), cfg)
+                                        for f in groups if (kept == f).any()}
+    return result

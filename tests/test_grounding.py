@@ -1,0 +1,164 @@
+"""Grounding metrics on hand-made maps and masks (pointing game per cell, CNR, mIoU, chance, bootstrap)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mgca_lite.evaluation.grounding import (
+    ScoreConfig, bootstrap_ci, cell_coverage, cnr, contrast_to_noise, miou, pointing_game,
+    random_map_chance, score_phrases, shuffled_partners, upsample,
+)
+
+GRID, FILM = 4, 64
+CELL = FILM // GRID  # 16 px per cell
+
+
+def peak_map(r: int, c: int, grid: int = GRID) -> torch.Tensor:
+    """(1, grid, grid): 1 at cell (r, c), 0 elsewhere."""
+    m = torch.zeros(1, grid, grid)
+    m[0, r, c] = 1.0
+    return m
+
+
+def cell_mask(r: int, c: int, inset: int = 0) -> torch.Tensor:
+    """(1, FILM, FILM) bool: exactly the footprint of cell (r, c), shrunk by `inset` px per side."""
+    m = torch.zeros(1, FILM, FILM, dtype=torch.bool)
+    m[0, r * CELL + inset:(r + 1) * CELL - inset, c * CELL + inset:(c + 1) * CELL - inset] = True
+    return m
+
+
+BORDER = [(r, c) for r in range(GRID) for c in range(GRID) if r in (0, GRID - 1) or c in (0, GRID - 1)]
+
+
+@pytest.mark.parametrize("r,c", BORDER)
+def test_a_peak_in_every_edge_and_corner_cell_hits_the_mask_under_it(r, c):
+    hits, chance = pointing_game(peak_map(r, c), cell_mask(r, c))
+    assert hits.item() == 1.0 and chance.item() == pytest.approx(1 / 16)
+    # ...even when the mask stays clear of the film's outermost pixels, as findings do.
+    assert pointing_game(peak_map(r, c), cell_mask(r, c, inset=2))[0].item() == 1.0
+
+
+def test_upsampled_argmax_is_pulled_to_the_film_edge_which_is_why_we_score_cells():
+    # The old scorer: argmax of a bilinear (align_corners=False) upsample. Everything left of / above
+    # the first cell centre is clamped to that cell's value, so a top-left peak is a flat plateau
+    # over rows/cols 0..7 and argmax returns its first pixel: (0, 0), the film's corner.
+    up = upsample(peak_map(0, 0), (FILM, FILM))[0]
+    row, col = divmod(int(up.argmax()), FILM)
+    assert (row, col) == (0, 0)
+    # For any top-row cell the peak lands on row 0, where a finding's mask never reaches.
+    for c in range(GRID):
+        assert int(upsample(peak_map(0, c), (FILM, FILM))[0].argmax()) // FILM == 0
+    inset = cell_mask(0, 0, inset=2)[0]
+    assert not inset[row, col]                                       # old scorer: a miss
+    assert pointing_game(peak_map(0, 0), inset[None])[0].item() == 1.0  # cell scorer: a hit
+
+
+def test_ties_hit_when_any_tied_maximum_touches_the_mask():
+    m = torch.zeros(1, GRID, GRID)
+    m[0, 0, 0] = m[0, 3, 3] = 1.0
+    assert pointing_game(m, cell_mask(3, 3))[0].item() == 1.0
+    assert pointing_game(m, cell_mask(1, 2))[0].item() == 0.0
+    assert pointing_game(torch.ones(1, GRID, GRID), cell_mask(2, 1))[0].item() == 1.0  # flat map
+
+
+def test_chance_is_the_share_of_cells_the_mask_touches():
+    for k in (1, 3, 7, 16):
+        mask = torch.zeros(1, FILM, FILM, dtype=torch.bool)
+        for cell in range(k):
+            r, c = divmod(cell, GRID)
+            mask[0, r * CELL + 5, c * CELL + 9] = True  # one pixel inside each of k cells
+        assert pointing_game(torch.rand(1, GRID, GRID), mask)[1].item() == pytest.approx(k / 16)
+
+
+def test_cells_tile_a_film_that_the_grid_does_not_divide():
+    # H = 10, h = 4: pixel y is in cell row floor(y * 4 / 10) -> rows of 3, 2, 3, 2 pixels.
+    mask = torch.zeros(1, 10, 10, dtype=torch.bool)
+    mask[0, 2, 0] = mask[0, 3, 0] = mask[0, 9, 9] = True
+    cover = cell_coverage(mask, (4, 4))[0]
+    assert cover[0, 0] == 1 and cover[1, 0] == 1 and cover[3, 3] == 1 and cover.sum() == 3
+    full = cell_coverage(torch.ones(1, 10, 10, dtype=torch.bool), (4, 4))[0]
+    assert full[:, 0].tolist() == [9.0, 6.0, 9.0, 6.0] and full.sum() == 100
+
+
+def test_cnr_equals_a_hand_computed_value():
+    # Film = grid (8 x 8): the upsample is the identity, so the statistic is on these exact values.
+    values = torch.zeros(1, 8, 8)
+    mask = torch.zeros(1, 8, 8, dtype=torch.bool)
+    mask[0, :2, :2] = True                                 # 4 pixels inside
+    values[0, :2, :2] = torch.tensor([[1.0, 3.0], [1.0, 3.0]])  # mean 2, variance 1
+    values[0, 4:, :] = 1.0                                 # outside: 32 ones, 28 zeros among 60
+    mean_out, var_out = 32 / 60, 32 / 60 * (1 - 32 / 60)
+    expected = abs(2.0 - mean_out) / math.sqrt(1.0 + var_out)
+    assert cnr(values, mask).item() == pytest.approx(expected, rel=1e-6)
+    assert contrast_to_noise(values, mask).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_cnr_of_flat_and_step_maps():
+    mask = torch.zeros(1, 8, 8, dtype=torch.bool)
+    mask[0, :4] = True
+    assert cnr(torch.full((1, 8, 8), 0.3), mask).item() == 0.0      # no contrast, no noise
+    assert contrast_to_noise(mask.float(), mask).item() == math.inf  # a perfect step
+    # upsampled from the 4 x 4 grid, a peak cell gets a finite, large CNR against its own mask
+    assert cnr(peak_map(1, 1), cell_mask(1, 1)).item() > 2.0
+
+
+def test_miou_of_a_perfect_map_is_one_and_of_a_flat_map_zero():
+    mask = torch.zeros(1, 8, 8, dtype=torch.bool)
+    mask[0, 2:5, 3:7] = True
+    assert miou(mask.float(), mask).item() == pytest.approx(1.0)
+    assert miou(torch.ones(1, 8, 8), mask).item() == 0.0
+    # a 0 / 0.5 / 1 map: thresholds 0.1 .. 0.5 also take the 0.5 pixel, 0.6 .. 0.9 see the mask alone
+    values = mask.float().clone()
+    values[0, 0, 0] = 0.5
+    lower = mask.sum().item() / (mask.sum().item() + 1)
+    expected = (5 * lower + 4 * 1.0) / 9
+    assert miou(values, mask).item() == pytest.approx(expected)
+
+
+def test_random_map_chance_is_seeded_and_falls_with_mask_size():
+    small, big = cell_mask(1, 1), torch.zeros(1, FILM, FILM, dtype=torch.bool)
+    big[0, :, :FILM // 2] = True
+    a = random_map_chance(cnr, small, (GRID, GRID), draws=30, seed=3)
+    assert torch.equal(a, random_map_chance(cnr, small, (GRID, GRID), draws=30, seed=3))
+    assert a.item() > 0  # noise alone gives a random map some contrast against a small mask
+    assert random_map_chance(cnr, big, (GRID, GRID), draws=30, seed=3).item() < a.item()
+
+
+def test_bootstrap_interval_contains_the_mean_and_is_seeded():
+    values = np.random.default_rng(0).random(200)
+    lo, hi = bootstrap_ci(values, n_resamples=1000, seed=1)
+    assert lo < values.mean() < hi and hi - lo < 0.2
+    assert bootstrap_ci(values, n_resamples=1000, seed=1) == [lo, hi]
+    assert bootstrap_ci([0.4]) == [0.4, 0.4] and bootstrap_ci([1.0, 1.0, 1.0]) == [1.0, 1.0]
+
+
+def test_shuffled_partners_take_another_study_with_the_same_finding():
+    findings = ["edema", "edema", "edema", "edema", "nodule", "pneumothorax", "pneumothorax"]
+    studies = [0, 0, 1, 2, 3, 4, 5]
+    partner = shuffled_partners(findings, studies, seed=0)
+    for i, j in enumerate(partner):
+        if findings[i] == "nodule":
+            assert j == -1  # one study only: no control possible
+        else:
+            assert findings[j] == findings[i] and studies[j] != studies[i]
+    assert partner[0] == partner[1]  # two mentions in one study borrow the same mask
+
+
+def test_score_phrases_has_the_contract_shape_and_separates_good_maps_from_the_control():
+    cells = [(r, c) for r in range(GRID) for c in range(GRID)]
+    maps = torch.cat([peak_map(r, c) for r, c in cells])  # every phrase points at its own mask
+    masks = torch.cat([cell_mask(r, c, inset=1) for r, c in cells])
+    findings = ["edema"] * 8 + ["nodule"] * 8
+    result = score_phrases(maps, masks, findings, list(range(16)), ScoreConfig(n_resamples=200, chance_draws=5))
+    assert result["n_phrases"] == 16 and set(result["per_finding"]) == {"edema", "nodule"}
+    for block in (result, result["per_finding"]["edema"], result["control"]):
+        for metric in ("pointing_game", "cnr", "miou"):
+            assert set(block[metric]) >= {"value", "chance", "ci"} and len(block[metric]["ci"]) == 2
+    assert result["pointing_game"]["value"] == 1.0 and result["pointing_game"]["chance"] == pytest.approx(1 / 16)
+    assert result["control"]["pointing_game"]["value"] == 0.0  # another cell's mask is never hit
+    assert result["cnr"]["value"] > result["cnr"]["chance"] > 0
+    assert result["cnr"]["value"] > result["control"]["cnr"]["value"]
+    assert result["miou"]["value"] > result["miou"]["chance"]
