@@ -1,6 +1,7 @@
 """Encoders, heads and the MGCA model: shapes, masks, weights, determinism, loading local weights."""
 from __future__ import annotations
 
+import copy
 import json
 import time
 
@@ -10,8 +11,9 @@ from transformers import BertConfig, BertModel
 
 from mgca_lite.models import (
     GlobalHead, ImageEncoderConfig, LocalHead, MGCAModel, MGCAModelConfig, TextEncoder, TextEncoderConfig,
-    build_image_encoder, build_wordpiece_tokenizer, load_tokenizer,
+    build_image_encoder, build_wordpiece_tokenizer, load_tokenizer, merge_pieces,
 )
+from mgca_lite.models import text_encoder as text_encoder_module
 from mgca_lite.models.image_encoder import RESNET_DIMS
 from radiology_text import SENTENCES
 
@@ -159,7 +161,7 @@ def test_text_encoder_words_and_weights(tokenizer, shift):
     torch.manual_seed(0)
     enc = TextEncoder(_tiny_cfg(shift_word_weights=shift).text, tokenizer).eval()  # eval: no attention dropout
     _, ids, mask = _batch(tokenizer)
-    feats = enc(ids, mask)
+    feats = enc(ids, mask, return_words=True)
     n_words = [len(w) for w in feats.words]
     assert feats.words[0] == ["no", "pneumothorax", "."]
     assert feats.report_feat.shape == (4, 32) and feats.word_feat.shape == (4, max(n_words), 32)
@@ -169,6 +171,64 @@ def test_text_encoder_words_and_weights(tokenizer, shift):
         torch.testing.assert_close(feats.word_weights[b, : n_words[b]], ref[b])
         assert (feats.word_weights[b, n_words[b]:] == 0).all()
     torch.testing.assert_close(feats.word_weights.sum(1), torch.ones(4))
+    assert enc(ids, mask).words is None  # display strings only when asked
+
+
+def _piece_attention(enc: TextEncoder, input_ids, attention_mask, monkeypatch) -> torch.Tensor:
+    """The (B, L) [CLS] -> piece attention that TextEncoder.forward hands to merge_pieces."""
+    seen = []
+
+    def spy(piece_feat, piece_attn, *rest):
+        seen.append(piece_attn)
+        return merge_pieces(piece_feat, piece_attn, *rest)
+
+    with monkeypatch.context() as m:
+        m.setattr(text_encoder_module, "merge_pieces", spy)
+        enc(input_ids, attention_mask)
+    return seen[0]
+
+
+def _long_batch(tokenizer):
+    """8 reports of 3 sentences each (about 20 words): enough pieces that dropout would zero some."""
+    reports = [" ".join(SENTENCES[i:i + 3]) for i in range(8)]
+    enc = tokenizer(reports, padding=True, truncation=True, max_length=32, return_tensors="pt")
+    return enc["input_ids"], enc["attention_mask"]
+
+
+def test_cls_piece_attention_is_taken_before_dropout(tokenizer, monkeypatch):
+    torch.manual_seed(0)
+    enc = TextEncoder(_tiny_cfg().text, tokenizer)
+    assert enc.bert.config.attention_probs_dropout_prob == 0.1 and enc.training
+    ids, mask = _long_batch(tokenizer)
+    valid = mask.bool()
+    piece_attn = _piece_attention(enc, ids, mask, monkeypatch)  # train mode: attention dropout is active
+    # Post-dropout rows would sum to ~1.05 and have ~10 % exact zeros.
+    torch.testing.assert_close(piece_attn.sum(1), torch.ones(len(ids)))
+    assert (piece_attn[valid] > 0).all() and (piece_attn[~valid] == 0).all()
+
+    enc.eval()  # dropout off: exactly BERT's own attention probabilities
+    piece_attn = _piece_attention(enc, ids, mask, monkeypatch)
+    with torch.no_grad():
+        ref = enc.bert(input_ids=ids, attention_mask=mask, output_attentions=True).attentions[-1]
+    torch.testing.assert_close(piece_attn, ref[:, :, 0].mean(1), rtol=1e-6, atol=1e-8)
+
+
+def test_word_weights_do_not_depend_on_attention_dropout(tokenizer):
+    torch.manual_seed(0)
+    enc = TextEncoder(_tiny_cfg().text, tokenizer)
+    no_drop = copy.deepcopy(enc)
+    # The weights are read from the last layer; earlier layers keep their dropout in both copies
+    # (and draw the same masks from the same seed), so both last layers get the same input.
+    no_drop.bert.encoder.layer[-1].attention.self.dropout.p = 0.0
+    ids, mask = _long_batch(tokenizer)
+    torch.manual_seed(1)
+    with_drop = enc(ids, mask)
+    torch.manual_seed(1)
+    without = no_drop(ids, mask)
+    assert enc.training and no_drop.training
+    torch.testing.assert_close(with_drop.word_weights, without.word_weights, rtol=0, atol=0)
+    assert (with_drop.word_weights[with_drop.word_mask] > 0).all()  # no word lost to a dropped piece
+    assert not with_drop.word_weights.requires_grad  # importance weights carry no gradient
 
 
 def test_text_encoder_rejects_too_long_inputs(tokenizer):
@@ -201,7 +261,7 @@ def test_mgca_output_contract_and_every_parameter_learns(tokenizer, arch):
     torch.manual_seed(0)
     model = MGCAModel(_tiny_cfg(arch), tokenizer)
     images, ids, mask = _batch(tokenizer)
-    out = model(images, ids, mask)
+    out = model(images, ids, mask, return_words=True)
     B, P, T = 4, model.image_encoder.num_patches(SIZE), out.word_mask.shape[1]
     assert out.img_emb.shape == out.rep_emb.shape == (B, 16)
     assert out.patch_emb.shape == (B, P, 16) and out.word_emb.shape == (B, T, 16)

@@ -27,13 +27,13 @@ def test_bf16_channels_last_step_matches_cpu_words(arch):
     torch.manual_seed(0)
     model = MGCAModel(_cfg(arch), tok).eval()
     with torch.no_grad():
-        cpu = model(images, enc["input_ids"], enc["attention_mask"])
+        cpu = model(images, enc["input_ids"], enc["attention_mask"], return_words=True)
 
     model = model.cuda().to(memory_format=torch.channels_last)
     args = (images.cuda().contiguous(memory_format=torch.channels_last),
             enc["input_ids"].cuda(), enc["attention_mask"].cuda())
     with torch.no_grad():
-        gpu = model(*args)
+        gpu = model(*args, return_words=True)
     assert gpu.words == cpu.words
     torch.testing.assert_close(gpu.word_weights.cpu(), cpu.word_weights, rtol=1e-3, atol=1e-4)
     torch.testing.assert_close(gpu.img_emb.cpu(), cpu.img_emb, rtol=1e-2, atol=1e-3)

@@ -29,7 +29,7 @@ class MGCAOutput:
     word_weights: torch.Tensor           # (B, T) [CLS] -> word attention, sums to 1 over real words (no grad)
     patch_weights: torch.Tensor | None   # (B, P) ViT [CLS] -> patch attention, sums to 1 (no grad); ResNet None
     img_feat: torch.Tensor               # (B, Cg) global image feature before projection (linear probes)
-    words: list[list[str]]               # B lists of words, for display
+    words: list[list[str]] | None        # B lists of words, for display; None unless return_words
 
 
 class MGCAModel(nn.Module):
@@ -50,9 +50,15 @@ class MGCAModel(nn.Module):
         """images (B, 1|3, H, W) -> img_feat (B, Cg), the pre-projection global feature."""
         return self.image_encoder(images).global_feat
 
-    def forward(self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> MGCAOutput:
+    def forward(self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                return_words: bool = False) -> MGCAOutput:
+        """images (B, 1|3, H, W), input_ids (B, L), attention_mask (B, L) -> MGCAOutput.
+
+        return_words=True also fills MGCAOutput.words (display strings, built by a Python loop);
+        training steps leave it off.
+        """
         img = self.image_encoder(images)
-        txt = self.text_encoder(input_ids, attention_mask)
+        txt = self.text_encoder(input_ids, attention_mask, return_words=return_words)
         patch_weights = None
         if img.attention is not None:
             # Importance weights are inputs to the loss, not trained through (ref: computed under no_grad).

@@ -31,7 +31,8 @@ def vocab_tables(tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
 def cls_piece_attention(attentions: torch.Tensor, shift: bool = False) -> torch.Tensor:
     """[CLS] -> piece attention of one layer, mean over heads.
 
-    attentions (B, H, L, L) attention probabilities -> (B, L); column j belongs to piece j.
+    attentions (B, H, Lq, L) attention probabilities whose query row 0 is [CLS] (Lq = L for a full
+    attention matrix, 1 for `text_encoder.cls_attention_probs`) -> (B, L); column j belongs to piece j.
     shift=True reproduces the reference's off-by-one: piece j gets column j+1 (the last piece gets 0).
     """
     attn = attentions[:, :, 0, :].mean(dim=1)  # (B, L): row 0 is what [CLS] attends to
