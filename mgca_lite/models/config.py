@@ -23,10 +23,15 @@ class ImageEncoderConfig:
     image_size: int = 128          # input side in pixels (sets the ViT position-embedding grid)
     width: int = 16                # resnet_tiny only: channels of stage 1; stages use w, 2w, 4w, 8w
     patch_size: int | None = None  # ViT only: patch side; None = the arch default (vit_tiny 8, vit_b16 16)
+    local_stride: int = 16         # ResNet only: stride of the local (stage-3) map. 16 = ResNet as built (ref);
+                                   # 8 = stage 3 keeps stage 2's resolution (its first block does not stride), so
+                                   # a 64 px film gives 8x8 local tokens instead of 4x4 and stage 4 runs at /16
 
     def __post_init__(self):
         if self.arch not in IMAGE_ARCHS:
             raise ValueError(f"image arch {self.arch!r} is not one of {IMAGE_ARCHS}")
+        if self.local_stride not in (8, 16):
+            raise ValueError(f"image local_stride must be 8 or 16, not {self.local_stride}")
 
 
 @dataclass
@@ -44,6 +49,9 @@ class TextEncoderConfig:
                                      # a small corpus can run out of merges first)
     shift_word_weights: bool = False  # True reproduces the reference's off-by-one: attention column i+1 paired
                                       # with piece i. Kept only so notebook 02 can show the difference.
+    clean_reports: bool = True       # spec §3 caption cleaning (data/captions.py) of the reports the model reads
+                                     # and, for tiny, of the tokenizer's corpus; False = the raw report text, kept
+                                     # for the ablation in docs/experiments.md
 
     def __post_init__(self):
         if self.kind not in TEXT_KINDS:

@@ -71,6 +71,15 @@ class TinyResNet(nn.Module):
         return nn.Sequential(BasicBlock(c_in, c_out, stride=stride, downsample=downsample))
 
 
+def _drop_stride(stage: nn.Sequential) -> None:
+    """Make a ResNet stage keep its input resolution: its first block's stride-2 convolutions
+    (the 3x3 in BasicBlock / Bottleneck and the 1x1 shortcut) become stride 1. Weight shapes do
+    not change, so pretrained weights still load."""
+    for module in stage[0].modules():
+        if isinstance(module, nn.Conv2d) and module.stride == (2, 2):
+            module.stride = (1, 1)
+
+
 class ResNetEncoder(nn.Module):
     """ResNet trunk (resnet_tiny / resnet18 / resnet50) -> ImageFeatures with attention None."""
 
@@ -85,25 +94,27 @@ class ResNetEncoder(nn.Module):
             # torchvision-format keys; a classifier ("fc.*") in the file is ignored.
             state = {k: v for k, v in _load_state_dict(cfg.weights).items() if not k.startswith("fc.")}
             trunk.load_state_dict(state)
+        if cfg.local_stride == 8:
+            _drop_stride(trunk.layer3)
         self.trunk = trunk
+        self.local_stride = cfg.local_stride
         # Channels of stage 3 (local) and stage 4 (global).
         self.local_dim, self.global_dim = RESNET_DIMS.get(cfg.arch, (4 * cfg.width, 8 * cfg.width))
 
-    @staticmethod
-    def num_patches(image_size: int) -> int:
-        """Tokens of the 3rd-stage map: it has stride 16 (each stride-2 layer rounds up)."""
-        return math.ceil(image_size / 16) ** 2
+    def num_patches(self, image_size: int) -> int:
+        """Tokens of the 3rd-stage map, s = local_stride (each stride-2 layer rounds up)."""
+        return math.ceil(image_size / self.local_stride) ** 2
 
     def forward(self, images: torch.Tensor) -> ImageFeatures:
-        """images (B, 1|3, H, W) -> global (B, Cg), local (B, H/16 * W/16, Cl)."""
+        """images (B, 1|3, H, W) -> global (B, Cg), local (B, H/s * W/s, Cl), s = local_stride."""
         t = self.trunk
         x = t.maxpool(t.relu(t.bn1(t.conv1(_to_rgb(images)))))  # (B, C1, H/4, W/4)
         x = t.layer2(t.layer1(x))                                # (B, C2, H/8, W/8)
-        x3 = t.layer3(x)                                         # (B, Cl, H/16, W/16)
-        x4 = t.layer4(x3)                                        # (B, Cg, H/32, W/32)
+        x3 = t.layer3(x)                                         # (B, Cl, H/s, W/s)
+        x4 = t.layer4(x3)                                        # (B, Cg, H/2s, W/2s)
         return ImageFeatures(
             global_feat=x4.mean(dim=(2, 3)),           # (B, Cg) average pool
-            local_feat=x3.flatten(2).transpose(1, 2),  # (B, P, Cl), P = H/16 * W/16, row-major
+            local_feat=x3.flatten(2).transpose(1, 2),  # (B, P, Cl), P = H/s * W/s, row-major
         )
 
 
