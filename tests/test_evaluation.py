@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -62,3 +63,61 @@ def test_probe_suite_runs_every_encoder_fraction_and_seed():
     assert [(r["fraction"], r["seed"], r["n_train"]) for r in rows] == [(0.1, 0, 6), (0.1, 1, 6), (1.0, 0, 60)]
     table = format_table(summarize(rows))
     assert "pixels" in table and "10% labels" in table
+
+
+def _noisy(n: int, seed: int):
+    """Weakly informative features: the validation loss bottoms out and then rises (overfitting)."""
+    g = torch.Generator().manual_seed(seed)
+    y = (torch.rand(n, 2, generator=g) < 0.4).float()
+    return torch.randn(n, 16, generator=g) + 0.3 * y.repeat(1, 8), y
+
+
+def _val_loss(layer, x, y) -> float:
+    with torch.no_grad():
+        return float(nn.functional.binary_cross_entropy_with_logits(layer(x), y))
+
+
+def test_min_steps_zero_is_the_plain_epoch_budget_and_min_steps_extends_it():
+    tx, ty = _blobs(100, 0)  # 3 batches of 48 an epoch
+    vx, vy = _blobs(50, 1)
+    plain, extended = [], []
+    train_linear_probe(tx, ty, vx, vy, "multilabel", 2, ProbeConfig(max_epochs=5, patience=100, min_steps=0), plain)
+    train_linear_probe(tx, ty, vx, vy, "multilabel", 2, ProbeConfig(max_epochs=5, patience=100, min_steps=30), extended)
+    assert [h["epoch"] for h in plain] == [1, 2, 3, 4, 5] and plain[-1]["steps"] == 15
+    assert len(extended) == 10 and extended[-1]["steps"] == 30  # past max_epochs until 30 updates
+
+
+def test_early_stop_on_score_or_loss_keeps_and_stops_on_that_validation_number():
+    tx, ty = _noisy(40, 0)
+    vx, vy = _noisy(300, 1)
+    kept_epoch = {}
+    for monitor in ("score", "loss"):
+        history: list = []
+        cfg = ProbeConfig(lr=0.05, batch_size=8, max_epochs=400, patience=5, min_steps=0, early_stop_on=monitor)
+        layer = train_linear_probe(tx, ty, vx, vy, "multilabel", 2, cfg, history)
+        values = [h["val_score"] if monitor == "score" else -h["val_loss"] for h in history]
+        best = int(np.argmax(values))  # the first best: a tie is not an improvement
+        assert len(history) == best + 1 + cfg.patience < cfg.max_epochs  # stopped `patience` epochs after it
+        with torch.no_grad():
+            kept = (score("multilabel", vy.numpy(), layer(vx).numpy()) if monitor == "score"
+                    else -_val_loss(layer, vx, vy))
+        assert abs(kept - values[best]) < 1e-5
+        kept_epoch[monitor] = history[best]["epoch"]
+    assert kept_epoch["loss"] != kept_epoch["score"]  # here the loss turns up before the AUROC does
+    with pytest.raises(ValueError, match="early_stop_on"):
+        ProbeConfig(early_stop_on="accuracy")
+
+
+def test_standardize_makes_the_probe_blind_to_feature_scale_and_off_it_is_not():
+    tx, ty = _blobs(200, 0)
+    vx, vy = _blobs(100, 1)
+    scale, shift = torch.linspace(0.1, 10.0, 8), torch.linspace(-50.0, 50.0, 8)
+
+    def logits(standardize: bool, a=1.0, b=0.0):
+        cfg = ProbeConfig(max_epochs=5, min_steps=0, standardize=standardize)
+        layer = train_linear_probe(tx * a + b, ty, vx * a + b, vy, "multilabel", 2, cfg)
+        with torch.no_grad():
+            return layer(vx * a + b)
+
+    torch.testing.assert_close(logits(True), logits(True, scale, shift), rtol=1e-3, atol=1e-3)
+    assert (logits(False) - logits(False, scale, shift)).abs().max() > 1.0
