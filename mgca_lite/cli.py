@@ -79,10 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("probe", help="linear probe of a checkpoint's frozen image encoder on a SynthCXR task")
-    p.add_argument("checkpoint", help="a best.pt / last.pt written by pretrain")
+    p.add_argument("checkpoint", help="a best.pt / last.pt written by pretrain, or 'random' (with --config): "
+                                      "the random-init encoder and raw pixels only")
     p.add_argument("--task", default="chexpert5")
     p.add_argument("--fractions", default="0.01,0.1,1.0")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--synth-seed", type=int, help="render the probe task from this SynthCXR seed (unseen data); "
+                                                  "default: the checkpoint's data.seed")
+    p.add_argument("--json", metavar="OUT", help="also write the results to OUT as JSON")
+    p.add_argument("--config", help="checkpoint 'random' only: the pretraining config whose encoder to build")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="probe settings, e.g. probe.standardize=false probe.min_steps=0 probe.early_stop_on=loss "
+                        "train_size=500; with 'random' also pretraining-config keys (model.image.width=8)")
     p.set_defaults(func=_probe)
 
     p = sub.add_parser("bench", help="speed benchmarks that print ratios")

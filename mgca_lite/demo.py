@@ -4,7 +4,8 @@
 2. MGCA pretraining of the `synth_tiny` config (resumes, or skips when already finished);
 3. linear probes on frozen features of the CheXpert-like task at 1 / 10 / 100 % labels for the
    MGCA encoder, the same architecture at random init (BatchNorm recalibrated), and raw pixels,
-   averaged over seeds; a table, figures and `probe.json`.
+   averaged over seeds; a table, figures and `probe.json` (the `probe --json` shape, plus the
+   config name and every probe row).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from mgca_lite.evaluation.compare import MGCA, RANDOM, compare_encoders
+from mgca_lite.evaluation.compare import MGCA, RANDOM, CompareConfig, compare_encoders
 from mgca_lite.evaluation.probe import format_table
 from mgca_lite.figures.curves import plot_probe_summary, plot_training_curves
 from mgca_lite.figures.synth_sheet import save_sample_sheet
@@ -57,11 +58,13 @@ def demo_main(args) -> int:
 
     print(f"[3/3] linear probes, CheXpert-like 5 findings, {args.seeds} seeds")
     t = time.perf_counter()
-    rows, table = compare_encoders(out / "pretrain" / "best.pt", seeds=args.seeds)
+    result = compare_encoders(out / "pretrain" / "best.pt", CompareConfig(seeds=args.seeds))
     probe_s = time.perf_counter() - t
-    print(format_table(table))
-    plot_probe_summary(table).savefig(out / "probe.png", dpi=120)
-    (out / "probe.json").write_text(json.dumps({"rows": rows, "config": cfg.name}, indent=2))
+    table = result.summary
+    print(format_table(table, result.metric))
+    plot_probe_summary(table, result.metric).savefig(out / "probe.png", dpi=120)
+    report = {**result.to_json(), "config": cfg.name, "rows": result.rows}
+    (out / "probe.json").write_text(json.dumps(report, indent=2))
 
     mgca, rand = table[MGCA][0.01][0], table[RANDOM][0.01][0]
     verdict = "beats" if mgca > rand else "does NOT beat"

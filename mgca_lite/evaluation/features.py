@@ -49,5 +49,8 @@ def recalibrate_batchnorm(encoder: nn.Module, dataset, batches: int = 20, batch_
 
 
 def raw_pixels(images: torch.Tensor, side: int = 16) -> torch.Tensor:
-    """The pixel baseline: images (B, 1, H, W) area-downsampled to side x side -> (B, side*side)."""
+    """The pixel baseline: images (B, 1, H, W) area-downsampled to side x side -> (B, side*side).
+
+    Fed the images the encoders see (the pretraining input resolution), so it reads the same pixels.
+    """
     return F.adaptive_avg_pool2d(images, side).flatten(1)

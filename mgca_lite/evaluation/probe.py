@@ -32,6 +32,7 @@ class ProbeSuiteConfig:
     image_size: int = 64                       # render size; match the pretraining resolution
     synth_seed: int = 0                        # SynthCXR seed
     train_size: int | None = None              # None = the task's default split sizes
+    val_size: int | None = None
     test_size: int | None = None
     progress: bool = True
     probe: ProbeConfig = field(default_factory=ProbeConfig)  # optimiser/early stopping of each probe
@@ -42,7 +43,7 @@ class ProbeSuite:
 
     def __init__(self, cfg: ProbeSuiteConfig = ProbeSuiteConfig()):
         self.cfg, self.spec = cfg, get_task(cfg.task)
-        sizes = {k: v for k, v in (("train", cfg.train_size), ("test", cfg.test_size)) if v}
+        sizes = {k: v for k, v in (("train", cfg.train_size), ("val", cfg.val_size), ("test", cfg.test_size)) if v}
         self.train_indices = task_split(cfg.task, "train", sizes=sizes or None)
         self.datasets = {}
         for split in ("train", "val", "test"):
@@ -57,7 +58,11 @@ class ProbeSuite:
         return {split: extract_features(encode, ds) for split, ds in self.datasets.items()}
 
     def run(self, encoders: dict[str, Callable[[torch.Tensor], torch.Tensor]]) -> list[dict]:
-        """Rows {encoder, fraction, seed, n_train, score} for every encoder x fraction x seed."""
+        """Rows {encoder, fraction, seed, n_train, score, val_score} for every encoder x fraction x seed.
+
+        `score` is on the test split; `val_score` (the kept epoch's score on the validation split) is
+        what any choice between encoders or settings must use, so that the test split stays unseen.
+        """
         kind = "multiclass" if self.spec.kind == "multiclass" else "multilabel"
         outputs = len(self.spec.classes)
         rows = []
@@ -71,9 +76,9 @@ class ProbeSuite:
                     pos = torch.from_numpy(np.searchsorted(self.train_indices, subset))
                     layer = train_linear_probe(tx[pos], ty[pos], vx, vy, kind, outputs, replace(self.cfg.probe, seed=seed))
                     with torch.no_grad():
-                        result = score(kind, sy.numpy(), layer(sx).numpy())
+                        test, val = (score(kind, y.numpy(), layer(x).numpy()) for x, y in ((sx, sy), (vx, vy)))
                     rows.append({"encoder": name, "fraction": fraction, "seed": seed,
-                                 "n_train": len(pos), "score": result})
+                                 "n_train": len(pos), "score": test, "val_score": val})
         return rows
 
 
@@ -84,6 +89,25 @@ def summarize(rows: list[dict]) -> dict:
         out.setdefault(row["encoder"], {}).setdefault(row["fraction"], []).append(row["score"])
     return {enc: {f: (float(np.mean(v)), float(np.std(v)), len(v)) for f, v in by_f.items()}
             for enc, by_f in out.items()}
+
+
+def fraction_key(fraction: float) -> str:
+    """A label fraction as the percent string used in JSON results: 0.01 -> "1", 0.1 -> "10", 1.0 -> "100"."""
+    return f"{fraction * 100:g}"
+
+
+def results_json(rows: list[dict], keys: dict[str, str]) -> dict:
+    """{key: {"1"|"10"|"100": {"mean", "std", "seeds": [test score per seed, in seed order]}}}.
+
+    keys maps an encoder's row name (e.g. "raw pixels 8x8") to its JSON key (e.g. "pixels"); std is
+    the population std over seeds, as in `summarize`.
+    """
+    scores: dict = {}
+    for row in sorted(rows, key=lambda r: r["seed"]):  # stable: encoders and fractions keep their order
+        by_f = scores.setdefault(keys[row["encoder"]], {})
+        by_f.setdefault(fraction_key(row["fraction"]), []).append(float(row["score"]))
+    return {key: {f: {"mean": float(np.mean(v)), "std": float(np.std(v)), "seeds": v} for f, v in by_f.items()}
+            for key, by_f in scores.items()}
 
 
 def format_table(summary: dict, metric: str = "macro AUROC") -> str:
