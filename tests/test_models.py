@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
+from mgca_lite.data.captions import clean_report
 from mgca_lite.models import (
     GlobalHead, ImageEncoderConfig, LocalHead, MGCAModel, MGCAModelConfig, TextEncoder, TextEncoderConfig,
     build_image_encoder, build_wordpiece_tokenizer, load_tokenizer, merge_pieces,
@@ -17,9 +18,10 @@ from mgca_lite.models import text_encoder as text_encoder_module
 from mgca_lite.models.image_encoder import RESNET_DIMS
 from radiology_text import SENTENCES
 
-CORPUS = SENTENCES[:6] * 3
-REPORTS = ["No pneumothorax.", "Mild cardiomegaly, small left pleural effusion.",
-           "Right lower lobe consolidation.", "The lungs are clear."]
+# The text the model reads: cleaned reports (spec §3), as PairCollator and the tokenizer see them.
+CORPUS = [clean_report(s).text for s in SENTENCES[:6]] * 3
+REPORTS = [clean_report(r).text for r in ("No pneumothorax.", "Mild cardiomegaly, small left pleural effusion.",
+                                          "Right lower lobe consolidation.", "The lungs are clear.")]
 SIZE = 64
 
 
@@ -163,7 +165,7 @@ def test_text_encoder_words_and_weights(tokenizer, shift):
     _, ids, mask = _batch(tokenizer)
     feats = enc(ids, mask, return_words=True)
     n_words = [len(w) for w in feats.words]
-    assert feats.words[0] == ["no", "pneumothorax", "."]
+    assert feats.words[0] == ["no", "pneumothorax"]
     assert feats.report_feat.shape == (4, 32) and feats.word_feat.shape == (4, max(n_words), 32)
     assert feats.word_mask.sum(1).tolist() == n_words
     ref = _reference_words(enc, ids, mask, shift)
@@ -190,7 +192,7 @@ def _piece_attention(enc: TextEncoder, input_ids, attention_mask, monkeypatch) -
 
 def _long_batch(tokenizer):
     """8 reports of 3 sentences each (about 20 words): enough pieces that dropout would zero some."""
-    reports = [" ".join(SENTENCES[i:i + 3]) for i in range(8)]
+    reports = [clean_report(" ".join(SENTENCES[i:i + 3])).text for i in range(8)]
     enc = tokenizer(reports, padding=True, truncation=True, max_length=32, return_tensors="pt")
     return enc["input_ids"], enc["attention_mask"]
 
@@ -275,7 +277,7 @@ def test_mgca_output_contract_and_every_parameter_learns(tokenizer, arch):
         torch.testing.assert_close(out.patch_weights.sum(1), torch.ones(B))
     else:
         assert out.patch_weights is None
-    assert len(out.words) == B and out.words[0] == ["no", "pneumothorax", "."]
+    assert len(out.words) == B and out.words[0] == ["no", "pneumothorax"]
 
     # Every parameter gets a gradient (DDP needs no unused parameters), weights carry none.
     loss = sum(e.sum() * w for e, w in zip((out.img_emb, out.rep_emb, out.patch_emb, out.word_emb), (1, 2, 3, 4)))

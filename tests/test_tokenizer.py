@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mgca_lite.data.captions import clean_report
 from mgca_lite.models import tokenizer as tok_mod
 from mgca_lite.models.config import TextEncoderConfig
 from mgca_lite.models.tokenizer import SPECIAL_TOKENS, build_wordpiece_tokenizer, load_tokenizer, synth_tokenizer
@@ -59,12 +60,33 @@ def test_synth_tokenizer_is_cached_on_disk(tmp_path, monkeypatch):
     monkeypatch.setattr(tok_mod, "build_wordpiece_tokenizer", lambda *a, **k: pytest.fail("retrained"))
     again = synth_tokenizer(vocab_size=500, corpus_size=200)
     assert again.get_vocab() == first.get_vocab()
-    report = "FINDINGS: Small left pneumothorax. IMPRESSION: Pneumothorax."
+    report = clean_report("FINDINGS: Small left pneumothorax. IMPRESSION: No effusion.").text
     assert again(report)["input_ids"] == first(report)["input_ids"]
+
+
+def test_synth_tokenizer_trains_on_the_text_the_model_reads(tmp_path, monkeypatch):
+    pytest.importorskip("mgca_lite.data.synth")
+    from mgca_lite.data.synth import report_corpus
+
+    monkeypatch.setenv("MGCA_LITE_CACHE", str(tmp_path))
+    cleaned = synth_tokenizer(vocab_size=500, corpus_size=200).get_vocab()  # clean=True is the default
+    raw = synth_tokenizer(vocab_size=500, corpus_size=200, clean=False).get_vocab()
+    assert len(list(tmp_path.glob("tokenizer/*/vocab.txt"))) == 2  # the corpus hash tells them apart
+    corpus = [clean_report(r).text for r in report_corpus(200)]
+    assert cleaned == build_wordpiece_tokenizer(corpus, vocab_size=500).get_vocab()
+    assert {".", ",", ":"} <= raw.keys() and not {".", ",", ":"} & cleaned.keys()  # no pieces spent on punctuation
 
 
 def test_load_tokenizer_tiny_uses_the_synth_vocabulary(tmp_path, monkeypatch):
     monkeypatch.setenv("MGCA_LITE_CACHE", str(tmp_path))
-    monkeypatch.setattr(tok_mod, "synth_tokenizer", lambda vocab_size: build_wordpiece_tokenizer(CORPUS, vocab_size))
+    asked = []
+
+    def fake_synth_tokenizer(vocab_size, clean):
+        asked.append(clean)
+        return build_wordpiece_tokenizer(CORPUS, vocab_size)
+
+    monkeypatch.setattr(tok_mod, "synth_tokenizer", fake_synth_tokenizer)
     tok = load_tokenizer(TextEncoderConfig(vocab_size=300, max_length=32))
     assert tok.model_max_length == 32 and "pneumothorax" in tok.get_vocab()
+    load_tokenizer(TextEncoderConfig(clean_reports=False))
+    assert asked == [True, False]  # the vocabulary follows the cleaning switch

@@ -7,25 +7,34 @@ PairCollator output (the contract in docs/architecture.md):
     attention_mask  int64   (B, L)
     labels          float32 (B, F)         1 / 0 / -1 per finding in FINDINGS order
     index           int64   (B,)
-    reports         list[str] (B,)
+    reports         list[str] (B,)         the reports as the dataset gave them (before cleaning)
 
 Tokenising in the collator (not in the dataset) pads each batch only to its own longest report.
+With clean=True (the default; the trainer passes `TextEncoderConfig.clean_reports`) every report
+is tokenised as `clean_report(report).text` (spec §3, data/captions.py), the text the tokenizer
+was trained on.
 """
 
 from __future__ import annotations
 
 import torch
 
+from .captions import clean_report
+
 
 class PairCollator:
-    """Collate PairedDataset items and tokenise their reports with a BertTokenizerFast."""
+    """Collate PairedDataset items and tokenise their reports with a BertTokenizerFast.
 
-    def __init__(self, tokenizer, max_length: int = 112):
-        self.tokenizer, self.max_length = tokenizer, max_length
+    clean=True tokenises the cleaned reports (impression first, words only), False the raw text.
+    """
+
+    def __init__(self, tokenizer, max_length: int = 112, clean: bool = True):
+        self.tokenizer, self.max_length, self.clean = tokenizer, max_length, clean
 
     def __call__(self, items: list[dict]) -> dict:
         reports = [it["report"] for it in items]
-        tok = self.tokenizer(reports, padding="longest", truncation=True,
+        texts = [clean_report(r).text for r in reports] if self.clean else reports
+        tok = self.tokenizer(texts, padding="longest", truncation=True,
                              max_length=self.max_length, return_tensors="pt")
         return {
             "images": torch.stack([it["image"] for it in items]),                  # (B, 1, H, W)

@@ -1,6 +1,10 @@
 """WordPiece tokenizer: trained on the SynthCXR report corpus, cached on disk, returned as
 `transformers.BertTokenizerFast`.
 
+It is trained on the text the model will read: with `TextEncoderConfig.clean_reports` (the
+default) the corpus goes through `mgca_lite.data.captions.clean_report` first, as every report
+does in `PairCollator`, so no vocabulary entries are spent on punctuation or section headers.
+
 The tiny text encoder learns from scratch, so it gets a vocabulary fitted to our reports (a few
 hundred words) instead of BERT's 30k general-English pieces. The pipeline is BERT's own:
 lowercasing normaliser, whitespace+punctuation pre-tokeniser, WordPiece pieces ("##" marks a piece
@@ -92,22 +96,31 @@ def cache_root() -> Path:
     return Path(base) / "tokenizer"
 
 
-def synth_tokenizer(vocab_size: int, corpus_size: int = CORPUS_SIZE, seed: int = CORPUS_SEED) -> BertTokenizerFast:
-    """The tiny encoder's tokenizer: WordPiece on `corpus_size` SynthCXR reports, cached on disk."""
-    pieces = _synth_vocab(vocab_size, corpus_size, seed, str(cache_root()))
+def synth_tokenizer(vocab_size: int, corpus_size: int = CORPUS_SIZE, seed: int = CORPUS_SEED,
+                    clean: bool = True) -> BertTokenizerFast:
+    """The tiny encoder's tokenizer: WordPiece on `corpus_size` SynthCXR reports, cached on disk.
+
+    clean=True trains on the cleaned reports (`clean_report(r).text`), False on the raw text.
+    """
+    pieces = _synth_vocab(vocab_size, corpus_size, seed, clean, str(cache_root()))
     return _bert_tokenizer({piece: i for i, piece in enumerate(pieces)})
 
 
 @functools.lru_cache(maxsize=None)
-def _synth_vocab(vocab_size: int, corpus_size: int, seed: int, root: str) -> tuple[str, ...]:
+def _synth_vocab(vocab_size: int, corpus_size: int, seed: int, clean: bool, root: str) -> tuple[str, ...]:
     """Pieces in id order, from the disk cache under `root` or freshly trained (memoised per process).
 
     The cache key hashes the corpus text itself, not only its parameters, so a change to the report
-    grammar can never reuse a stale vocabulary (writing 5k reports takes well under a second).
+    grammar or to the caption cleaning can never reuse a stale vocabulary (writing and cleaning 5k
+    reports takes about a second).
     """
-    from mgca_lite.data.synth import report_corpus  # lazy: keeps the models importable on their own
+    # lazy: keeps the models importable on their own
+    from mgca_lite.data.captions import clean_report
+    from mgca_lite.data.synth import report_corpus
 
     corpus = report_corpus(corpus_size, seed=seed)
+    if clean:
+        corpus = [clean_report(report).text for report in corpus]
     key = {
         "corpus_sha256": hashlib.sha256("\n".join(corpus).encode()).hexdigest(),
         "corpus_size": corpus_size,
@@ -140,10 +153,11 @@ def require_pretrained(cfg: TextEncoderConfig) -> str:
 
 
 def load_tokenizer(cfg: TextEncoderConfig) -> BertTokenizerFast:
-    """The tokenizer for a text encoder config: tiny -> cached SynthCXR WordPiece; clinical ->
-    the tokenizer stored with the checkpoint (`AutoTokenizer.from_pretrained(cfg.pretrained)`)."""
+    """The tokenizer for a text encoder config: tiny -> cached SynthCXR WordPiece, trained on cleaned
+    reports if cfg.clean_reports; clinical -> the tokenizer stored with the checkpoint
+    (`AutoTokenizer.from_pretrained(cfg.pretrained)`)."""
     if cfg.kind == "tiny":
-        tokenizer = synth_tokenizer(cfg.vocab_size)
+        tokenizer = synth_tokenizer(cfg.vocab_size, clean=cfg.clean_reports)
     else:
         tokenizer = AutoTokenizer.from_pretrained(require_pretrained(cfg))
     tokenizer.model_max_length = cfg.max_length
