@@ -1,4 +1,4 @@
-"""Command line: `python -m mgca_lite {demo,pretrain,probe,bench,export-synth} ...`.
+"""Command line: `python -m mgca_lite {demo,pretrain,probe,eval,bench,export-synth} ...`.
 
 Every subcommand imports its machinery lazily so `--help` is instant.
 """
@@ -22,6 +22,11 @@ def _demo(args) -> int:
 def _probe(args) -> int:
     from mgca_lite.evaluation.compare import probe_main
     return probe_main(args)
+
+
+def _eval(args) -> int:
+    from mgca_lite.evaluation.eval_cli import eval_main
+    return eval_main(args)
 
 
 def _bench(args) -> int:
@@ -110,6 +115,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_export)
+
+    from mgca_lite.evaluation.eval_cli import EVAL_TASKS  # a constant only: no heavy import
+
+    p = sub.add_parser("eval", help="a downstream evaluation of a checkpoint (grounding, prototypes, probe, ...)")
+    p.add_argument("task", choices=EVAL_TASKS)
+    p.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by pretrain, or 'random': "
+                                                       "the --config architecture at random init")
+    p.add_argument("--config", default="synth_tiny", help="checkpoint 'random' only: the architecture to build")
+    p.add_argument("--fractions", default="1,10,100", help="probe: label fractions in percent")
+    p.add_argument("--seeds", type=int, default=3, help="probe: label subsets per fraction")
+    p.add_argument("--dataset", default="chexpert5", help="probe: the SynthCXR downstream task")
+    p.add_argument("--synth-seed", type=int, help="SynthCXR seed of the evaluation studies "
+                                                  "(grounding / prototypes default 1234, an unseen one)")
+    p.add_argument("--smoke", action="store_true", help="64 studies only (seconds), for tests")
+    p.add_argument("--n", type=int, help="number of test studies (grounding default 500, prototypes 1000)")
+    p.add_argument("--json", metavar="OUT", help="also write the result to OUT as JSON")
+    p.set_defaults(func=_eval)
     return parser
 
 

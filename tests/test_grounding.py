@@ -99,7 +99,7 @@ def test_cnr_equals_a_hand_computed_value():
 def test_cnr_of_flat_and_step_maps():
     mask = torch.zeros(1, 8, 8, dtype=torch.bool)
     mask[0, :4] = True
-    assert cnr(torch.full((1, 8, 8), 0.3), mask).item() == 0.0      # no contrast, no noise
+    assert cnr(torch.full((1, 8, 8), 0.3), mask).item() == pytest.approx(0.0, abs=1e-6)  # no contrast
     assert contrast_to_noise(mask.float(), mask).item() == math.inf  # a perfect step
     # upsampled from the 4 x 4 grid, a peak cell gets a finite, large CNR against its own mask
     assert cnr(peak_map(1, 1), cell_mask(1, 1)).item() > 2.0
@@ -162,3 +162,103 @@ def test_score_phrases_has_the_contract_shape_and_separates_good_maps_from_the_c
     assert result["cnr"]["value"] > result["cnr"]["chance"] > 0
     assert result["cnr"]["value"] > result["control"]["cnr"]["value"]
     assert result["miou"]["value"] > result["miou"]["chance"]
+
+
+# --- phrase maps from a model, and `eval grounding` -------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A 2-step run of test_training's tiny model (32 px films, 2 x 2 patch grid): best.pt path."""
+    from test_training import tiny_config
+
+    from mgca_lite.training.trainer import Trainer
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    Trainer(tiny_config("train.max_steps=2"), out, progress=False).fit()
+    return out / "best.pt"
+
+
+@pytest.mark.parametrize("clean", [True, False])
+def test_phrase_words_are_the_models_words_of_the_span(tiny_run, clean):
+    from mgca_lite.data.synth import make_sample
+    from mgca_lite.evaluation.phrase_maps import report_phrases
+    from mgca_lite.training.checkpoint import load_pretrained
+
+    model, tokenizer, _ = load_pretrained(tiny_run)
+    checked = 0
+    for index in range(800_000, 800_006):
+        s = make_sample(index, 1234, 32)
+        text, phrases = report_phrases(tokenizer, s.report, s.spans, clean)
+        enc = tokenizer([text], truncation=True, max_length=112, return_tensors="pt")
+        words = model(torch.zeros(1, 1, 32, 32), enc["input_ids"], enc["attention_mask"], return_words=True).words[0]
+        for _, idx, phrase in phrases:
+            if max(idx) < len(words):
+                # the span's words as BERT's pre-tokeniser splits it (raw text keeps "-" and "," as
+                # words, which a vocabulary trained on cleaned text spells [UNK])
+                expected = [w.lower() for w, _ in tokenizer.backend_tokenizer.pre_tokenizer.pre_tokenize_str(phrase)]
+                assert len(idx) == len(expected)
+                assert all(words[k] in (w, tokenizer.unk_token) for k, w in zip(idx, expected))
+                checked += 1
+    assert checked > 10
+
+
+def test_phrase_maps_skip_truncated_phrases_and_give_one_grid_map_per_phrase(tiny_run):
+    import dataclasses
+
+    from mgca_lite.evaluation.phrase_maps import phrase_maps
+    from mgca_lite.training.checkpoint import load_pretrained
+
+    model, tokenizer, cfg = load_pretrained(tiny_run)
+    indices = np.arange(800_000, 800_012)
+    full = phrase_maps(model, tokenizer, cfg, indices, 1234, clean=True)
+    short_text = dataclasses.replace(cfg.model.text, max_length=24)
+    short = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, text=short_text))
+    cut = phrase_maps(model, tokenizer, short, indices, 1234, clean=True)
+    assert full.maps.shape == (len(full.findings), 2, 2) and full.masks.shape[1:] == (32, 32)
+    assert torch.allclose(full.maps.sum(dim=(1, 2)), torch.ones(len(full.findings)))  # a softmax over patches
+    assert bool(full.masks.flatten(1).any(dim=1).all())  # never an empty mask
+    assert cut.skipped["truncated"] > full.skipped["truncated"]
+    assert len(cut.findings) + cut.skipped["truncated"] == len(full.findings) + full.skipped["truncated"]
+
+
+def test_eval_grounding_cli_writes_the_result_contract(tiny_run, tmp_path, capsys):
+    import json
+
+    from mgca_lite.cli import main
+
+    out = tmp_path / "grounding.json"
+    assert main(["eval", "grounding", "--checkpoint", str(tiny_run), "--n", "24", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["n_phrases"] > 0 and result["grid"] == [2, 2] and result["synth_seed"] == 1234
+    for block in [result, *result["per_finding"].values()]:
+        for metric in ("pointing_game", "cnr", "miou"):
+            assert set(block[metric]) >= {"value", "chance", "ci"}
+    assert sum(b["n_phrases"] for b in result["per_finding"].values()) == result["n_phrases"]
+    table = capsys.readouterr().out
+    assert "pointing game" in table and "control" in table
+
+
+def test_eval_grounding_of_a_random_init_model(tmp_path):
+    import json
+
+    from mgca_lite.cli import main
+
+    out = tmp_path / "random.json"
+    assert main(["eval", "grounding", "--checkpoint", "random", "--n", "8", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["grid"] == [4, 4]  # synth_tiny: 64 px films
+
+
+def test_eval_cli_bad_input_gives_one_error_line(tmp_path, capsys):
+    from mgca_lite.cli import main
+
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    for argv in (["eval", "grounding", "--checkpoint", str(tmp_path / "missing.pt")],
+                 ["eval", "grounding", "--checkpoint", str(tmp_path / "junk.pt")],
+                 ["eval", "prototypes", "--checkpoint", str(tmp_path / "other.pt")],
+                 ["eval", "detect", "--checkpoint", str(tmp_path / "missing.pt")]):
+        assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 4 and all(line.startswith("error: ") for line in lines)
+    assert "missing.pt" in lines[0] and "junk.pt" in lines[1] and "other.pt" in lines[2]
+    assert lines[3] == "error: eval detect is not implemented yet"

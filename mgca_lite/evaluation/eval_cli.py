@@ -1,0 +1,124 @@
+"""`python -m mgca_lite eval TASK --checkpoint CKPT`: one entry point for the downstream evaluations.
+
+grounding and prototypes are implemented here; probe forwards to the `probe` subcommand (the
+MGCA / random init / raw pixels comparison of `evaluation.compare`); the other tasks are named so
+that scripts can already be written against them, and exit with an error until they exist.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+EVAL_TASKS = ("probe", "finetune", "segment", "detect", "zeroshot", "retrieval", "grounding", "prototypes")
+SMOKE_STUDIES = 64  # --smoke: enough studies for every code path, scored in seconds
+
+
+def eval_main(args) -> int:
+    """Run `args.task`, print its table, and write its result to `args.json` when given."""
+    if args.task == "probe":
+        return _probe(args)
+    if args.task not in ("grounding", "prototypes"):
+        print(f"error: eval {args.task} is not implemented yet", file=sys.stderr)
+        return 2
+    if args.checkpoint != "random" and not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(f"{args.checkpoint}: no checkpoint here")
+    result, table = _grounding(args) if args.task == "grounding" else _prototypes(args)
+    print(table)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _n_studies(args, default: int) -> int:
+    return args.n or (SMOKE_STUDIES if args.smoke else default)
+
+
+def _grounding(args) -> tuple[dict, str]:
+    from mgca_lite.evaluation.grounding import GroundingConfig, evaluate_grounding
+
+    cfg = GroundingConfig()
+    cfg.n_studies = _n_studies(args, cfg.n_studies)
+    if args.synth_seed is not None:
+        cfg.synth_seed = args.synth_seed
+    result = evaluate_grounding(args.checkpoint, cfg, args.config)
+    return result, format_grounding(result)
+
+
+def _prototypes(args) -> tuple[dict, str]:
+    from mgca_lite.evaluation.prototypes import PrototypeEvalConfig, evaluate_prototypes
+
+    cfg = PrototypeEvalConfig()
+    cfg.n_studies = _n_studies(args, cfg.n_studies)
+    if args.synth_seed is not None:
+        cfg.synth_seed = args.synth_seed
+    result = evaluate_prototypes(args.checkpoint, cfg, args.config)
+    return result, format_prototypes(result)
+
+
+def _probe(args) -> int:
+    """The `probe` subcommand with eval's flags: fractions in percent (1,10,100 -> 0.01,0.1,1)."""
+    from mgca_lite.cli import main
+
+    if args.smoke or args.n:
+        raise ValueError("eval probe: --smoke / --n are not wired yet (the probe sizes its own task splits)")
+    fractions = ",".join(str(float(f) / 100) for f in args.fractions.split(","))
+    argv = ["probe", args.checkpoint, "--task", args.dataset, "--fractions", fractions, "--seeds", str(args.seeds)]
+    if args.synth_seed is not None:
+        argv += ["--synth-seed", str(args.synth_seed)]
+    if args.json:
+        argv += ["--json", args.json]
+    if args.checkpoint == "random":
+        argv += ["--config", args.config]
+    return main(argv)
+
+
+def _ci(block: dict) -> str:
+    return f"[{block['ci'][0]:.3f}, {block['ci'][1]:.3f}]"
+
+
+def format_grounding(result: dict) -> str:
+    """A plain-text table of an `evaluate_grounding` result: metric, value, 95 % CI, chance, and the
+    shuffled-mask control; then one row per finding."""
+    metrics = (("pointing game", "pointing_game"), ("CNR", "cnr"), ("mIoU", "miou"))
+    skipped = ", ".join(f"{k} {v}" for k, v in sorted(result.get("skipped", {}).items())) or "none"
+    grid, film = result["grid"], result["film"]
+    lines = [f"grounding of {result['checkpoint']}: {result['n_phrases']} finding phrases from "
+             f"{result['n_studies']} studies (synth seed {result['synth_seed']}, {grid[0]}x{grid[1]} grid, "
+             f"{film[0]}x{film[1]} film); skipped: {skipped}",
+             f"{'metric':<15}{'value':>7}  {'95% CI':<17}{'chance':>7}  {'95% CI':<17}{'control':>8}",
+             "-" * 73]
+    control = result["control"]
+    for label, key in metrics:
+        b, c = result[key], control[key]
+        lines.append(f"{label:<15}{b['value']:>7.3f}  {_ci(b):<17}{b['chance']:>7.3f}  "
+                     f"{'[{:.3f}, {:.3f}]'.format(*b['chance_ci']):<17}{c['value']:>8.3f}")
+    lines += ["control: the same maps scored against another study's mask of the same finding "
+              f"({control['n_phrases']} phrases)", "",
+              f"{'finding':<18}{'n':>5}" + "".join(f"{label + ' (chance)':>24}" for label, _ in metrics)]
+    for finding, block in result["per_finding"].items():
+        cells = "".join(f"{block[k]['value']:>16.3f} ({block[k]['chance']:.3f})" for _, k in metrics)
+        lines.append(f"{finding:<18}{block['n_phrases']:>5}{cells}")
+    return "\n".join(lines)
+
+
+def format_prototypes(result: dict, top: int = 10) -> str:
+    """A plain-text summary of an `evaluate_prototypes` result: usage, purity and NMI beside their
+    shuffled baselines, and the `top` largest prototypes with their finding shares."""
+    u, k = result["usage"], result["n_prototypes"]
+    lines = [f"prototypes of {result['checkpoint']}: {result['n_studies']} studies "
+             f"(synth seed {result['synth_seed']}), K = {k}, {result['n_finding_sets']} distinct finding sets",
+             f"usage: {u['used']} of {k} used, {u['dead']} dead (uniform assignment would leave "
+             f"{u['dead_if_uniform']:.1f}); entropy {u['entropy']:.3f} nats = {u['entropy_normalized']:.3f} of log K",
+             f"{'metric':<10}{'value':>8}{'shuffled':>10}{'excess':>8}", "-" * 36,
+             f"{'purity':<10}{result['purity']['value']:>8.3f}{result['purity']['shuffled']:>10.3f}"
+             f"{result['purity']['excess']:>8.3f}",
+             f"{'NMI':<10}{result['nmi']['value']:>8.3f}{result['nmi']['shuffled']:>10.3f}", ""]
+    findings = list(result["base_rate"])
+    lines.append(f"{'prototype':<10}{'size':>6}" + "".join(f"{f:>18}" for f in findings))
+    lines.append(f"{'all':<10}{result['n_studies']:>6}" + "".join(f"{result['base_rate'][f]:>18.2f}" for f in findings))
+    for row in result["table"][:top]:
+        lines.append(f"{row['prototype']:<10}{row['size']:>6}" + "".join(f"{row['share'][f]:>18.2f}" for f in findings))
+    return "\n".join(lines)
