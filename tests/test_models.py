@@ -215,6 +215,19 @@ def test_cls_piece_attention_is_taken_before_dropout(tokenizer, monkeypatch):
     torch.testing.assert_close(piece_attn, ref[:, :, 0].mean(1), rtol=1e-6, atol=1e-8)
 
 
+def test_cls_attention_matches_eager_attention_under_bf16_autocast(tokenizer, monkeypatch):
+    torch.manual_seed(0)
+    enc = TextEncoder(_tiny_cfg().text, tokenizer).eval()
+    _, ids, mask = _batch(tokenizer)  # padded: eager attention's float32 mask makes its softmax float32
+    assert not mask.all()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        piece_attn = _piece_attention(enc, ids, mask, monkeypatch)
+        ref = enc.bert(input_ids=ids, attention_mask=mask, output_attentions=True).attentions[-1]
+        feats = enc(ids, mask)
+    assert ref.dtype == piece_attn.dtype == feats.word_weights.dtype == torch.float32
+    torch.testing.assert_close(piece_attn, ref[:, :, 0].mean(1), rtol=1e-6, atol=1e-8)
+
+
 def test_word_weights_do_not_depend_on_attention_dropout(tokenizer):
     torch.manual_seed(0)
     enc = TextEncoder(_tiny_cfg().text, tokenizer)

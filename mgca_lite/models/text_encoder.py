@@ -110,8 +110,8 @@ def cls_attention_probs(self_attention: nn.Module, hidden_states: torch.Tensor,
     """The [CLS] query's attention probabilities in one BERT self-attention layer, BEFORE dropout.
 
     self_attention: the layer's `BertSelfAttention`; hidden_states (B, L, C): that layer's input;
-    attention_mask (B, L) 0/1. Returns (B, H, 1, L): softmax(q_cls k^T / sqrt(d) + mask), rows sum to 1,
-    exactly 0 on padding.
+    attention_mask (B, L) 0/1. Returns (B, H, 1, L) float32: softmax(q_cls k^T / sqrt(d) + mask), rows
+    sum to 1, exactly 0 on padding.
 
     Why recompute: eager attention hands back its probabilities after attention dropout, so in
     training ~p of them are 0 and the rest are scaled by 1/(1-p) -- noise that would then be
@@ -126,7 +126,10 @@ def cls_attention_probs(self_attention: nn.Module, hidden_states: torch.Tensor,
     query = self_attention.query(hidden_states)[:, :1].view(B, 1, -1, d).transpose(1, 2)  # (B, H, 1, d)
     key = self_attention.key(hidden_states).view(B, L, -1, d).transpose(1, 2)            # (B, H, L, d)
     scores = torch.matmul(query, key.transpose(2, 3)) * self_attention.scaling          # (B, H, 1, L)
-    # The dtype's min, not -inf, like transformers' mask: a row with no valid key stays finite.
+    # float32, as eager attention gets under bf16/fp16 autocast (CUDA autocast runs softmax in float32;
+    # on CPU a padded batch's float32 additive mask promotes the scores): importance weights stay
+    # float32. The dtype's min, not -inf, like that mask: a row with no valid key stays finite.
+    scores = scores.float()
     padding = ~attention_mask.bool()[:, None, None, :]                                   # (B, 1, 1, L)
     scores = scores.masked_fill(padding, torch.finfo(scores.dtype).min)
     return scores.softmax(dim=-1)
