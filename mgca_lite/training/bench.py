@@ -25,11 +25,15 @@ from mgca_lite.training.ddp import pick_device
 
 def _batch(cfg: PretrainConfig, tokenizer, device: torch.device) -> tuple[torch.Tensor, ...]:
     """A fixed training batch: random images (B, 1, H, W) and real SynthCXR reports tokenized."""
+    from mgca_lite.data.captions import clean_report
     from mgca_lite.data.synth import report_corpus
 
     size, batch = cfg.data.crop_size or cfg.model.image.image_size, cfg.train.batch_size
     images = torch.randn(batch, 1, size, size, generator=torch.Generator().manual_seed(0))
-    enc = tokenizer(report_corpus(batch, seed=1), padding="longest", truncation=True,
+    reports = report_corpus(batch, seed=1)
+    if cfg.model.text.clean_reports:  # the text the trainer's collator gives the model
+        reports = [clean_report(r).text for r in reports]
+    enc = tokenizer(reports, padding="longest", truncation=True,
                     max_length=cfg.model.text.max_length, return_tensors="pt")
     return images.to(device), enc["input_ids"].to(device), enc["attention_mask"].to(device)
 

@@ -67,7 +67,8 @@ class Trainer:
 
         train_ds, val_ds = datasets if datasets is not None else build_pretrain_datasets(
             cfg.data, progress=self.progress, is_main=self.dist.is_main)
-        self.collate = PairCollator(self.tokenizer, max_length=cfg.model.text.max_length)
+        self.collate = PairCollator(self.tokenizer, max_length=cfg.model.text.max_length,
+                                    clean=cfg.model.text.clean_reports)
         self.sampler = ResumableSampler(len(train_ds), self.dist.rank, self.dist.world_size, seed=cfg.train.seed)
         if self.sampler.per_rank < cfg.train.batch_size:
             raise ValueError(f"training set ({len(train_ds)} pairs over {self.dist.world_size} process(es)) is "
