@@ -107,7 +107,7 @@ def miou(maps: torch.Tensor, masks: torch.Tensor, thresholds=THRESHOLDS) -> torc
     return torch.stack(ious).mean(0)
 
 
-def random_map_chance(metric, masks: torch.Tensor, grid: tuple[int, int], draws: int = 20,
+def random_map_chance(metric, masks: torch.Tensor, grid: tuple[int, int], draws: int = 10,
                       seed: int = 0) -> torch.Tensor:
     """Chance level of `metric` (cnr or miou): its mean over `draws` maps drawn i.i.d. uniform per
     cell (seeded) against the same masks (N, H, W) -> float (N,)."""
