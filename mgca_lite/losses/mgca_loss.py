@@ -1,5 +1,8 @@
 """`MGCALoss`: lambda1 * ITA + lambda2 * CTA + lambda3 * CPA, with a switch per term.
 
+Beyond the paper, off by default: `use_local_contrast` adds lambda_local * the GLoRIA-style
+cross-sample word-region contrast of `local_contrast.py` (CTA only contrasts within one report).
+
 The module owns the K prototypes (an `nn.Parameter`, so DDP and the optimiser see them) and the
 importance-weight clipping; the trainer calls two hooks:
 
@@ -10,7 +13,9 @@ importance-weight clipping; the trainer calls two hooks:
 - The reference code does: lambdas 1/0.7/0.5 in the constructor but 1/1/1 from its CLI; ITA is
   the sum of both directions.
 - We do: 1/1/1 by default (the CLI's values), ITA as the mean (see `ita.py`); a switched-off term
-  is not computed at all and is reported as 0.
+  is not computed at all and is reported as 0. The local contrast is not one of MGCA's terms: its
+  key "local" is only in the result while it is switched on, so with the switch off the result is
+  exactly MGCA's (same keys, same values).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from .cpa import cpa_loss
 from .cta import cta_loss
 from .importance import token_importance
 from .ita import ita_loss, retrieval_topk
+from .local_contrast import local_contrast_loss
 
 __all__ = ["MGCALossConfig", "MGCALoss"]
 
@@ -47,26 +53,35 @@ class MGCALossConfig:
     freeze_prototypes_epochs: int = 1  # prototypes get no gradient while epoch < this
     importance_low: float = 0.1      # lower quantile for clipping the token importance weights
     importance_high: float = 0.9     # upper quantile for clipping the token importance weights
+    # beyond the paper: GLoRIA-style cross-sample word-region contrast; see losses/local_contrast.py
+    use_local_contrast: bool = False
+    lambda_local_contrast: float = 1.0             # weight of the local contrast in the total
+    local_contrast_attn_temperature: float = 0.1   # tau_a of its word -> patch attention
+    local_contrast_temperature: float = 0.1        # tau of its report-image logits
+    local_contrast_gamma: float = 0.0  # word aggregation: 0 = weighted mean, > 0 = weighted LSE
 
 
 class MGCALoss(nn.Module):
     """The MGCA objective. `forward(out)` reads `out.img_emb (B, D)`, `out.rep_emb (B, D)`,
     `out.patch_emb (B, P, D)`, `out.word_emb (B, T, D)`, `out.word_mask (B, T)`,
     `out.word_weights (B, T)` and `out.patch_weights (B, P) | None` (an `MGCAOutput` or any
-    object with these attributes; the token ones are only read when CTA is on).
+    object with these attributes; the token ones are only read when CTA or the local contrast
+    is on).
 
     Returns a dict of 0-dim tensors:
         loss  weighted total (with gradient);
         ita, cta, cpa  each term's unweighted value (attached to the graph; `.detach()` them for
               logging), a zero tensor for a switched-off term;
+        local  the local contrast's unweighted value, present only when `use_local_contrast`;
         top1, top5  image->report retrieval accuracy within the local batch, in [0, 1], no grad.
     """
 
     def __init__(self, cfg: MGCALossConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg or MGCALossConfig()
-        if not (cfg.use_ita or cfg.use_cta or cfg.use_cpa):
-            raise ValueError("MGCALoss: at least one of use_ita / use_cta / use_cpa must be on")
+        if not (cfg.use_ita or cfg.use_cta or cfg.use_cpa or cfg.use_local_contrast):
+            raise ValueError("MGCALoss: at least one of use_ita / use_cta / use_cpa / "
+                             "use_local_contrast must be on")
         # (K, D), drawn from the caller's torch RNG (seed before constructing), rows unit-norm
         init = F.normalize(torch.randn(cfg.num_prototypes, cfg.embed_dim), dim=1)
         self.prototypes = nn.Parameter(init)
@@ -78,9 +93,10 @@ class MGCALoss(nn.Module):
         terms = {"ita": zero, "cta": zero, "cpa": zero}
         if cfg.use_ita:
             terms["ita"] = ita_loss(img, rep, cfg.ita_temperature)
-        if cfg.use_cta:
+        if cfg.use_cta or cfg.use_local_contrast:  # both weight words by clipped importance
             word_w = token_importance(out.word_weights, out.word_mask,
                                       cfg.importance_low, cfg.importance_high)  # (B, T)
+        if cfg.use_cta:
             patch_w = None                                                    # ResNet: uniform
             if out.patch_weights is not None:
                 patch_w = token_importance(out.patch_weights, None,
@@ -93,6 +109,12 @@ class MGCALoss(nn.Module):
         total = (cfg.lambda_ita * terms["ita"] if cfg.use_ita else 0.0) \
             + (cfg.lambda_cta * terms["cta"] if cfg.use_cta else 0.0) \
             + (cfg.lambda_cpa * terms["cpa"] if cfg.use_cpa else 0.0)
+        if cfg.use_local_contrast:
+            terms["local"] = local_contrast_loss(
+                out.word_emb, out.patch_emb, out.word_mask, word_w,
+                cfg.local_contrast_attn_temperature, cfg.local_contrast_temperature,
+                cfg.local_contrast_gamma)
+            total = total + cfg.lambda_local_contrast * terms["local"]
         acc = retrieval_topk(img.detach(), rep.detach(), ks=(1, 5))
         return {"loss": total, **terms, "top1": acc["top1"], "top5": acc["top5"]}
 
