@@ -16,16 +16,19 @@ def _transform(cfg: DataConfig, train: bool) -> ImageTransform:
     return ImageTransform(TransformConfig(resize=cfg.image_size, crop=cfg.crop_size), train=train)
 
 
+def synth_pretrain_split(cfg: DataConfig, split: str, progress: bool = True) -> PairedDataset:
+    """SynthCXR pairs of the pretraining `split` ("train" or "val"), rendered once into memory."""
+    size = cfg.train_size if split == "train" else cfg.val_size
+    indices = task_split("pretrain", split, sizes={split: size} if size else None)
+    source = MemorySource(SynthSource(indices, cfg.seed, cfg.image_size), desc=f"SynthCXR {split}",
+                          progress=progress)
+    return PairedDataset(source, _transform(cfg, train=split == "train"))
+
+
 def build_pretrain_datasets(cfg: DataConfig, progress: bool = True, is_main: bool = True):
     """-> (train PairedDataset, val PairedDataset) for `cfg.source` ("synth" or "manifest")."""
     if cfg.source == "synth":
-        datasets = []
-        for split, size in (("train", cfg.train_size), ("val", cfg.val_size)):
-            indices = task_split("pretrain", split, sizes={split: size} if size else None)
-            source = MemorySource(SynthSource(indices, cfg.seed, cfg.image_size),
-                                  desc=f"SynthCXR {split}", progress=progress and is_main)
-            datasets.append(PairedDataset(source, _transform(cfg, train=split == "train")))
-        return tuple(datasets)
+        return tuple(synth_pretrain_split(cfg, split, progress and is_main) for split in ("train", "val"))
     if cfg.source == "manifest":
         if not cfg.manifest_dir:
             raise ValueError("data.source=manifest needs data.manifest_dir=<directory holding manifest.csv>")

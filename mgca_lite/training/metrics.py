@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-COLUMNS = ("step", "epoch", "split", "loss", "ita", "cta", "cpa", "top1", "top5", "lr", "images_per_s")
+COLUMNS = ("step", "epoch", "split", "loss", "ita", "cta", "cpa", "local", "top1", "top5", "lr", "images_per_s")
 
 
 class MetricsLogger:

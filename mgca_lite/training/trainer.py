@@ -30,7 +30,8 @@ from mgca_lite.training.module import PretrainModule
 from mgca_lite.training.optim import build_optimizer
 from mgca_lite.training.sampler import ResumableSampler
 
-TERMS = ("loss", "ita", "cta", "cpa", "top1", "top5")
+# "local": the local contrast (beyond the paper); only in the loss dict when on, logged as 0 when off
+TERMS = ("loss", "ita", "cta", "cpa", "local", "top1", "top5")
 
 
 class Trainer:
@@ -246,7 +247,8 @@ class Trainer:
             with self._autocast():
                 out = self.module(images, ids, mask)
             n = images.shape[0]
-            sums[:-1] += torch.stack([out[k].detach().double() for k in TERMS]) * n
+            sums[:-1] += torch.stack([out[k].detach().double() if k in out else sums.new_zeros(())
+                                      for k in TERMS]) * n
             sums[-1] += n
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(sums)
@@ -266,7 +268,8 @@ class _Window:
 
     def add(self, out: dict, batch_size: int) -> None:
         for key in TERMS:  # tensors, so a GPU run does not synchronise on every micro-batch
-            self.sums[key] = self.sums.get(key, 0.0) + out[key].detach().float()
+            value = out[key].detach().float() if key in out else 0.0  # "local" only when on
+            self.sums[key] = self.sums.get(key, 0.0) + value
         self.count += 1
         self.images += batch_size
 

@@ -1,0 +1,44 @@
+"""Print the docs/experiments.md table from the rows that tools/run_experiment.sh wrote.
+
+    .venv/bin/python tools/experiments_table.py runs/exp/base runs/exp/wide ...   (default: every runs/exp/*/row.json)
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+
+def pretrain_seconds(run: Path) -> tuple[float, int]:
+    """Training time from metrics.csv: steps / mean images-per-second of the train rows, and steps."""
+    rows = [r for r in csv.DictReader(open(run / "metrics.csv")) if r["split"] == "train"]
+    cfg = json.loads((run / "config.json").read_text())
+    steps = int(float(rows[-1]["step"]))
+    ips = [float(r["images_per_s"]) for r in rows if r["images_per_s"]]
+    return steps * cfg["train"]["batch_size"] / (sum(ips) / len(ips)), steps
+
+
+def row(run: Path) -> str:
+    r = json.loads((run / "row.json").read_text())
+    probe, ground, proto, mism = r["probe"]["results"], r["grounding"], r["prototypes"], r["cta_mismatch"]
+    fmt = lambda enc: " / ".join(f"{probe[enc][k]['mean']:.3f}" for k in ("1", "10", "100"))  # noqa: E731
+    seconds, steps = pretrain_seconds(run)
+    pg, cnr = ground["pointing_game"], ground["cnr"]
+    pur, nmi = proto["purity"], proto["nmi"]
+    return (f"| {r['name']} | `{r['overrides'] or '-'}` | {steps} | {seconds / 60:.1f} | {fmt('mgca')} | {fmt('random')} | "
+            f"{fmt('pixels')} ({r['probe'].get('pixels_pool', '?')}) | {pg['value']:.2f} ({pg['chance']:.2f}) | "
+            f"{cnr['value']:.2f} ({cnr['chance']:.2f}) | {pur['value']:.2f} ({pur['shuffled']:.2f}) | "
+            f"{nmi['value']:.3f} ({nmi['shuffled']:.3f}) | {proto['usage']['used']} | "
+            f"{mism['matched']:.3f} / {mism['mismatched']:.3f} |")
+
+
+HEADER = ("| run | overrides | steps | pretrain min | MGCA 1 / 10 / 100 % | random init | raw pixels | "
+          "pointing game (chance) | CNR (chance) | purity (shuffled) | NMI (shuffled) | prototypes used | "
+          "CTA matched / mismatched |\n|" + "---|" * 13)
+
+if __name__ == "__main__":
+    runs = [Path(p) for p in sys.argv[1:]] or sorted(p.parent for p in Path("runs/exp").glob("*/row.json"))
+    print(HEADER)
+    for run in runs:
+        print(row(run))
