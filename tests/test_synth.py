@@ -136,3 +136,34 @@ def test_uncertain_labels_follow_chexpert_policies():
 def test_force_rejects_unknown_findings():
     with pytest.raises(KeyError, match="unknown finding"):
         make_sample(0, image_size=32, force={"fracture": True})
+
+
+def test_side_marker_sits_on_the_patients_side():
+    # A film is viewed facing the patient: the patient's right is on the image's left, so an "R"
+    # marker must be in the top-left corner and an "L" marker in the top-right one. The marker is
+    # the only difference between a render with p_marker=1 and one with p_marker=0.
+    from dataclasses import replace
+
+    from mgca_lite.data.synth_render import marker_glyph
+
+    always, never = replace(SynthConfig(), p_marker=1.0), replace(SynthConfig(), p_marker=0.0)
+    seen = set()
+    for index in range(40):
+        marked = make_sample(index, image_size=SIZE, config=always).image
+        plain = make_sample(index, image_size=SIZE, config=never).image
+        changed = marked != plain
+        rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+        assert len(rows), f"sample {index}: no marker burned"
+        burned = marked[rows[0]:, cols[0]:] == 245
+        letter = [name for name in ("R", "L") if (g := marker_glyph(name, SIZE)).shape <= burned.shape
+                  and np.array_equal(burned[:g.shape[0], :g.shape[1]] | ~g, np.ones_like(g))
+                  and np.array_equal(changed[rows[0]:, cols[0]:][:g.shape[0], :g.shape[1]] & ~g,
+                                     np.zeros_like(g))]
+        assert len(letter) == 1, f"sample {index}: the burned pixels are not one marker glyph"
+        assert rows[-1] < SIZE // 4, f"sample {index}: marker not at the top"
+        if letter[0] == "R":
+            assert cols[-1] < SIZE // 2, f"sample {index}: 'R' marker not on the image's left"
+        else:
+            assert cols[0] >= SIZE // 2, f"sample {index}: 'L' marker not on the image's right"
+        seen.add(letter[0])
+    assert seen == {"R", "L"}

@@ -10,7 +10,8 @@ Pipeline for one sample (S = image_size), in the order it runs:
 5. pose: one affine warp (shift, rotation, scale) applied by a bilinear gather, and the same
    warp (nearest) applied to the finding masks, so boxes and masks match the pixels exactly;
 6. detector: Gaussian blur (separable shifted adds), mottle noise, exposure / contrast /
-   gamma (a 256-entry lookup table), an optional "R"/"L" marker.
+   gamma (a 256-entry lookup table), an optional side marker: "R" in the image's top left,
+   "L" in its top right, because a film is viewed facing the patient (`_burn_marker`).
 
 Random streams: global rendering choices use default_rng([seed, index, 2]) with a fixed number
 of draws; finding k uses default_rng([seed, index, 2, k + 1]). Switching one finding on or off
@@ -189,15 +190,21 @@ def render_case(case: Case, image_size: int, cfg: SynthConfig, seed: int, index:
     return image, masks, boxes
 
 
+def marker_glyph(letter: str, image_size: int) -> np.ndarray:
+    """The side marker `letter` ("R" or "L") as burned into an `image_size` film: bool (7k, 4k),
+    k = max(1, image_size // 64) pixels per bitmap cell."""
+    k = max(1, image_size // 64)
+    return np.kron(np.array([[c == "1" for c in row] for row in _GLYPHS[letter]]), np.ones((k, k), bool))
+
+
 def _burn_marker(image: np.ndarray, letter: str, where: float) -> None:
-    """Burn a bright side marker into a top corner (in place); `where` in [0, 1) picks the
-    corner (< 0.5: left) and the offset from it."""
+    """Burn a bright side marker into a top corner (in place). The letter names the patient's
+    side, so it decides the corner: the patient's right is on the image's left, hence "R" top
+    left and "L" top right. `where` in [0, 1) only sets the offset from that corner."""
     S = image.shape[0]
-    k = max(1, S // 64)
-    glyph = np.kron(np.array([[c == "1" for c in row] for row in _GLYPHS[letter]]),
-                    np.ones((k, k), bool))
+    glyph = marker_glyph(letter, S)
     h, w = glyph.shape
     jitter = (2 * where) % 1.0
     y, x = int(S * (0.03 + 0.05 * jitter)), int(S * (0.04 + 0.06 * jitter))
-    x = x if where < 0.5 else S - w - x
+    x = x if letter == "R" else S - w - x  # image left for the patient's right
     image[y:y + h, x:x + w][glyph] = 245
