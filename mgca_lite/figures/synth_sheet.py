@@ -56,11 +56,14 @@ def _draw_report(ax, s: SynthSample, fontsize: float) -> None:
     for a, b, f in s.spans:
         owner[a:b] = [f] * (b - a)
     pad = 0.5 * char_w
-    for row, (a, b) in enumerate(_report_lines(s.report, max(10, int((1 - 2 * pad) / char_w)))):
+    lines = _report_lines(s.report, max(10, int((1 - 2 * pad) / char_w)))
+    fits = max(1, int(1 / line_h - 1.2) + 1)           # rows whose baseline stays inside the panel
+    if len(lines) > fits:                              # too long: the last row that fits says so
+        lines = lines[:fits - 1]
+        ax.text(pad, 1 - (fits + 0.2) * line_h, "...", fontsize=fontsize, family="monospace",
+                va="bottom", color="white")
+    for row, (a, b) in enumerate(lines):
         y = 1 - (row + 1.2) * line_h
-        if y < 0:
-            ax.text(pad, y + line_h, "...", fontsize=fontsize, family="monospace", color="white")
-            break
         k = a
         while k < b:  # one text object per run of characters with the same owner
             e = k
@@ -78,39 +81,61 @@ def _draw_report(ax, s: SynthSample, fontsize: float) -> None:
             k = e
 
 
-def plot_sample_sheet(samples: list[SynthSample], ncols: int = 4, show_masks: bool = True,
-                      show_reports: bool = True, fontsize: float = 5.0) -> Figure:
-    """A grid of samples: image (mask contours in finding colours, dashed boxes) over its report."""
+def plot_sample_sheet(samples: list[SynthSample], ncols: int = 2, show_masks: bool = True,
+                      show_reports: bool = True, fontsize: float = 8.0) -> Figure:
+    """A grid of samples, `ncols` per row: each film (mask contours in finding colours, dashed
+    boxes) with its report beside it.
+
+    Sized to be read at a notebook's width (about 1,000 px, the figure's 100 dpi): with the
+    defaults, two studies per row and the report at 8 pt, i.e. about 11 px per line.
+    """
     nrows = int(np.ceil(len(samples) / ncols))
-    img_h, rep_h = 3.0, (1.5 if show_reports else 0.0)
-    fig = Figure(figsize=(3.0 * ncols, nrows * (img_h + rep_h) + 0.4), layout=None)
+    img_w, rep_w = 2.6, (3.1 if show_reports else 0.0)  # inches
+    # Each row is as tall as its film or its longest report, whichever is taller. The report's
+    # lines are estimated here (a monospace character is 0.6 em wide, a line 1.35 x 1.17 em
+    # high) and laid out exactly, by measuring the font, in _draw_report.
+    chars = max(10, int(rep_w * 72 / (0.602 * fontsize)) - 2)
+    line_in = 1.35 * 1.17 * fontsize / 72
+    heights = []
+    for r in range(nrows):
+        longest = max((len(_report_lines(s.report, chars)) for s in samples[r * ncols:(r + 1) * ncols]
+                       if show_reports), default=0)
+        heights.append(max(img_w + 0.1, (longest + 1.4) * line_in))
+    hspace = 0.35                                       # inches between rows: room for a title
+    fig = Figure(figsize=(ncols * (img_w + rep_w) + 0.2, sum(heights) + hspace * nrows + 0.45),
+                 layout=None)
     FigureCanvasAgg(fig)  # a renderer to measure text with, without pyplot
-    ratios = [img_h, rep_h] * nrows if show_reports else [img_h] * nrows
-    gs = fig.add_gridspec(len(ratios), ncols, height_ratios=ratios, hspace=0.08, wspace=0.04,
-                          left=0.01, right=0.99, top=0.97, bottom=0.04)
+    ratios = [img_w, rep_w] * ncols if show_reports else [img_w] * ncols
+    H = fig.get_figheight()
+    gs = fig.add_gridspec(nrows, len(ratios), width_ratios=ratios, height_ratios=heights,
+                          hspace=hspace / np.mean(heights), wspace=0.03, left=0.01, right=0.99,
+                          top=1 - hspace / H, bottom=0.45 / H)
+    per = 2 if show_reports else 1
     for k, s in enumerate(samples):
         r, c = divmod(k, ncols)
-        ax = fig.add_subplot(gs[r * (2 if show_reports else 1), c])
+        ax = fig.add_subplot(gs[r, c * per])
         ax.imshow(s.image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_anchor("N")                                  # film and report share their top edge
         ax.set_xticks([]), ax.set_yticks([])
         pos = [f for f in FINDINGS if s.labels[f] == 1]
         ax.set_title(f"#{s.index} {s.view}: " + (", ".join(pos) or "no positive label"),
-                     fontsize=6)
+                     fontsize=fontsize, loc="left")
         if show_masks:
             for f, m in s.masks.items():
-                ax.contour(m.astype(float), levels=[0.5], colors=[COLORS[f]], linewidths=0.8)
+                ax.contour(m.astype(float), levels=[0.5], colors=[COLORS[f]], linewidths=1.2)
             for f, x1, y1, x2, y2 in s.boxes:
                 ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False,
-                                       ec=COLORS[f], lw=0.6, ls="--"))
+                                       ec=COLORS[f], lw=0.9, ls="--"))
         if show_reports:
-            _draw_report(fig.add_subplot(gs[r * 2 + 1, c]), s, fontsize)
+            _draw_report(fig.add_subplot(gs[r, c * per + 1]), s, fontsize)
     handles = [Rectangle((0, 0), 1, 1, color=COLORS[f]) for f in FINDINGS]
-    fig.legend(handles, FINDINGS, loc="lower center", ncol=len(FINDINGS), fontsize=6, frameon=False)
+    fig.legend(handles, FINDINGS, loc="lower center", ncol=len(FINDINGS) if ncols > 2 else 5,
+               fontsize=fontsize, frameon=False)
     return fig
 
 
 def save_sample_sheet(path: str | Path, n: int = 8, seed: int = 0, image_size: int = 128,
-                      ncols: int = 4, dpi: int = 150) -> Path:
+                      ncols: int = 2, dpi: int = 150) -> Path:
     """Render samples 0 .. n-1 and save their sheet as an image (PNG by extension)."""
     fig = plot_sample_sheet([make_sample(i, seed, image_size) for i in range(n)], ncols=ncols)
     fig.savefig(path, dpi=dpi, facecolor="white")
