@@ -34,7 +34,7 @@ def test_notebook_is_clean(path):
 
 def test_ignored_outputs_stay_a_minority():
     # `nbval-ignore-output` is for outputs that depend on the mode, timing or training, never for
-    # rounding noise (print a bound or fewer digits instead: docs/notebooks.md). 13 of 113 today.
+    # rounding noise (print a bound or fewer digits instead: docs/notebooks.md).
     cells = [c for p in NOTEBOOKS for c in json.loads(p.read_text(encoding="utf-8"))["cells"]
              if c["cell_type"] == "code"]
     ignored = [c for c in cells if "nbval-ignore-output" in c.get("metadata", {}).get("tags", [])]
