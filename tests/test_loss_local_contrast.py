@@ -2,7 +2,6 @@
 the formula, padding, chunking, two processes, the behaviour CTA lacks, and the MGCALoss switch."""
 
 import math
-import socket
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -14,6 +13,8 @@ import torch.nn.functional as F
 
 from mgca_lite.losses import (MGCALoss, MGCALossConfig, cta_loss, local_contrast_loss,
                               token_importance)
+
+from test_distributed_losses import _free_port  # one free-port helper for the gloo tests
 
 
 def _emb(*shape, seed=0, dtype=torch.float64):
@@ -242,12 +243,6 @@ def _worker(rank, port, expected):
             torch.testing.assert_close(dpatches, WORLD * exp_dpatches[rows])
     finally:
         dist.destroy_process_group()
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_two_processes_equal_one_process_on_concatenated_batch():
