@@ -12,8 +12,8 @@ def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
     """Build dataclass `cls` from a (possibly partial) nested dict.
 
     Missing fields keep their defaults; unknown keys raise ValueError naming where they were found,
-    so a typo in a YAML file or an override fails loudly instead of being ignored. Lists become
-    tuples (YAML and JSON have no tuples).
+    so a typo in a YAML file or an override fails loudly instead of being ignored; so do the values a
+    dataclass's `__post_init__` rejects. Lists become tuples (YAML and JSON have no tuples).
     """
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
@@ -28,4 +28,7 @@ def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
         elif isinstance(value, list):
             value = tuple(value)
         kwargs[key] = value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:  # a dataclass's own checks (__post_init__): say where
+        raise ValueError(f"{where}: {err}") from err

@@ -308,10 +308,3 @@ def test_same_seed_same_model_and_outputs(tokenizer):
         outs.append(model(images, ids, mask))  # train mode: dropout draws from the same seeded stream
     for name in ("img_emb", "rep_emb", "patch_emb", "word_emb", "word_weights", "patch_weights"):
         torch.testing.assert_close(getattr(outs[0], name), getattr(outs[1], name), rtol=0, atol=0)
-
-
-def test_encode_image_is_the_probe_feature(tokenizer):
-    torch.manual_seed(0)
-    model = MGCAModel(_tiny_cfg(), tokenizer).eval()
-    images, ids, mask = _batch(tokenizer, 2)
-    torch.testing.assert_close(model.encode_image(images), model(images, ids, mask).img_feat)

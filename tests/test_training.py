@@ -165,3 +165,11 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     assert main(["pretrain", "--config", "synth_tiny", "train.bach_size=3"]) == 2
     err = capsys.readouterr().err
     assert "error: config 'no_such_config' not found" in err and "unknown field(s) ['bach_size']" in err
+
+
+def test_bad_config_values_fail_when_the_config_loads():
+    # Before any film is rendered: the error names the section and the field.
+    for override, field in (("train.batch_size=-3", "batch_size"), ("optim.lr=0", "lr"),
+                            ("data.crop_size=512", "crop_size"), ("train.precision=fp8", "precision")):
+        with pytest.raises(ValueError, match=rf"synth_tiny\.\w+: .*{field}"):
+            load_config("synth_tiny", [override])

@@ -6,9 +6,11 @@ cross-sample word-region contrast of `local_contrast.py` (CTA only contrasts wit
 The module owns the K prototypes (an `nn.Parameter`, so DDP and the optimiser see them) and the
 importance-weight clipping; the trainer calls two hooks:
 
-    loss_fn.normalize_prototypes_()              # before each optimiser step (rows to unit norm)
     out = loss_fn(model_output); out["loss"].backward()
     loss_fn.drop_frozen_prototype_grads(epoch)   # after backward: no prototype update in epoch 0
+    optimizer.step()
+    loss_fn.normalize_prototypes_()              # after each optimiser step: rows back to unit norm,
+                                                 # so the next forward scores with unit prototypes
 
 - The reference code does: lambdas 1/0.7/0.5 in the constructor but 1/1/1 from its CLI; ITA is
   the sum of both directions.
@@ -127,5 +129,6 @@ class MGCALoss(nn.Module):
 
     @torch.no_grad()
     def normalize_prototypes_(self) -> None:
-        """L2-normalise the prototype rows in place (call before each optimiser step)."""
+        """L2-normalise the prototype rows in place (call after each optimiser step, so every
+        forward sees unit-norm prototypes)."""
         self.prototypes.copy_(F.normalize(self.prototypes, dim=1))

@@ -46,10 +46,6 @@ class MGCAModel(nn.Module):
         self.image_local_head = LocalHead(self.image_encoder.local_dim, hidden, dim)
         self.text_local_head = LocalHead(c_txt, hidden, dim)
 
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """images (B, 1|3, H, W) -> img_feat (B, Cg), the pre-projection global feature."""
-        return self.image_encoder(images).global_feat
-
     def forward(self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 return_words: bool = False) -> MGCAOutput:
         """images (B, 1|3, H, W), input_ids (B, L), attention_mask (B, L) -> MGCAOutput.

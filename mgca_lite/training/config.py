@@ -21,6 +21,17 @@ from mgca_lite.models.config import MGCAModelConfig
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
+def _check_positive(cfg, *names: str, optional: bool = False) -> None:
+    """Raise ValueError naming the first field of `cfg` that is not a positive number (None passes
+    when optional), so a bad value fails when the config loads, before any data is rendered."""
+    for name in names:
+        value = getattr(cfg, name)
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
 @dataclass
 class DataConfig:
     source: str = "synth"            # "synth": SynthCXR generated in memory; "manifest": a data_prep output dir
@@ -32,6 +43,14 @@ class DataConfig:
     seed: int = 0                    # SynthCXR seed (which synthetic "hospital")
     num_workers: int = 0             # DataLoader workers; 0 keeps CPU runs single-process and exact
 
+    def __post_init__(self):
+        _check_positive(self, "image_size")
+        _check_positive(self, "crop_size", "train_size", "val_size", optional=True)
+        if self.crop_size is not None and self.crop_size > self.image_size:
+            raise ValueError(f"crop_size {self.crop_size} is larger than image_size {self.image_size}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+
 
 @dataclass
 class OptimConfig:
@@ -41,6 +60,14 @@ class OptimConfig:
     warmup_fraction: float = 0.4         # ref: linear warm-up over 40 % of all steps
     min_lr: float = 1e-8                 # warm-up starts here and cosine returns here
     grad_clip: float | None = 1.0        # max global grad norm; None = no clipping (ref: none)
+
+    def __post_init__(self):
+        _check_positive(self, "lr")
+        _check_positive(self, "grad_clip", optional=True)
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must lie in [0, 1), got {self.warmup_fraction}")
+        if self.weight_decay < 0 or self.min_lr < 0:
+            raise ValueError("weight_decay and min_lr must be >= 0")
 
 
 @dataclass
@@ -59,6 +86,12 @@ class TrainConfig:
     device: str = "auto"                 # "auto" | "cpu" | "cuda"
     tensorboard: bool = True             # also write TensorBoard events under DIR/tb
     detect_anomaly: bool = False         # the reference turns this on globally; only for benchmarks
+
+    def __post_init__(self):
+        _check_positive(self, "batch_size", "max_epochs", "grad_accum", "log_every", "save_every")
+        _check_positive(self, "max_steps", "early_stop_patience", optional=True)
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be auto, bf16 or fp32, not {self.precision!r}")
 
 
 @dataclass
