@@ -111,6 +111,20 @@ class _DiagonalCE(torch.autograd.Function):
         return out.to(ctx.in_dtype), None, None
 
 
+def check_token_shapes(word_emb: torch.Tensor, patch_emb: torch.Tensor,
+                       word_mask: torch.Tensor) -> tuple[int, int]:
+    """(B, T, D) words, (B, P, D) patches and a (B, T) word mask that fit together -> (B, T);
+    ValueError naming the shapes otherwise. Shared by the token-level losses."""
+    if word_emb.dim() != 3 or patch_emb.dim() != 3 or word_emb.shape[0] != patch_emb.shape[0] \
+            or word_emb.shape[2] != patch_emb.shape[2]:
+        raise ValueError(f"expected (B, T, D) and (B, P, D), got {tuple(word_emb.shape)} "
+                         f"and {tuple(patch_emb.shape)}")
+    batch, num_words, _ = word_emb.shape
+    if word_mask.shape != (batch, num_words):
+        raise ValueError(f"word_mask {tuple(word_mask.shape)} != (B, T) {(batch, num_words)}")
+    return batch, num_words
+
+
 def _valid_weights(weights: torch.Tensor | None, mask: torch.Tensor,
                    dtype: torch.dtype) -> torch.Tensor:
     """(B, N) weights (None = uniform) -> detached, zero where invalid, sum 1 over valid."""
@@ -187,13 +201,7 @@ def cta_loss(word_emb: torch.Tensor, patch_emb: torch.Tensor, word_mask: torch.T
     Raises:
         ValueError: on shape mismatch or a sample without any valid word.
     """
-    if word_emb.dim() != 3 or patch_emb.dim() != 3 or word_emb.shape[0] != patch_emb.shape[0] \
-            or word_emb.shape[2] != patch_emb.shape[2]:
-        raise ValueError(f"expected (B, T, D) and (B, P, D), got {tuple(word_emb.shape)} "
-                         f"and {tuple(patch_emb.shape)}")
-    batch, num_words, _ = word_emb.shape
-    if word_mask.shape != (batch, num_words):
-        raise ValueError(f"word_mask {tuple(word_mask.shape)} != (B, T) {(batch, num_words)}")
+    batch, num_words = check_token_shapes(word_emb, patch_emb, word_mask)
     mask = word_mask.bool()                                              # (B, T)
     dtype = word_emb.dtype
     positions = torch.arange(1, num_words + 1, device=mask.device)       # (T,)

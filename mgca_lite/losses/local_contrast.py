@@ -66,7 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .cta import _valid_weights
+from .cta import _valid_weights, check_token_shapes
 from .distributed import all_reduce_max, gather_with_grad, is_distributed, rank_and_world
 
 __all__ = ["local_contrast_loss"]
@@ -148,13 +148,7 @@ def local_contrast_loss(word_emb: torch.Tensor, patch_emb: torch.Tensor, word_ma
     Raises:
         ValueError: on shape mismatch, gamma < 0, or a report without a valid word of weight > 0.
     """
-    if word_emb.dim() != 3 or patch_emb.dim() != 3 or word_emb.shape[0] != patch_emb.shape[0] \
-            or word_emb.shape[2] != patch_emb.shape[2]:
-        raise ValueError(f"expected (B, T, D) and (B, P, D), got {tuple(word_emb.shape)} "
-                         f"and {tuple(patch_emb.shape)}")
-    batch, num_words, _ = word_emb.shape
-    if word_mask.shape != (batch, num_words):
-        raise ValueError(f"word_mask {tuple(word_mask.shape)} != (B, T) {(batch, num_words)}")
+    batch, num_words = check_token_shapes(word_emb, patch_emb, word_mask)
     if gamma < 0:
         raise ValueError(f"gamma must be >= 0, got {gamma}")
     mask = word_mask.bool()                                              # (B, T)
