@@ -24,7 +24,7 @@ from mgca_lite.evaluation.linear_probe import ProbeConfig
 from mgca_lite.evaluation.probe import (ProbeSuite, ProbeSuiteConfig, format_table, fraction_key, results_json,
                                         summarize)
 from mgca_lite.models.image_encoder import build_image_encoder
-from mgca_lite.training.checkpoint import load_pretrained
+from mgca_lite.evaluation.loading import load_model
 from mgca_lite.training.config import PretrainConfig, apply_overrides, load_config
 
 MGCA, RANDOM = "MGCA", "random init (BN recal.)"
@@ -103,23 +103,6 @@ def choose_by_validation(rows: list[dict], names: list[str]) -> tuple[str, dict[
     return max(names, key=lambda n: values[n]), values
 
 
-def _load(checkpoint: str | Path):
-    """load_pretrained with bad input turned into one line: ValueError naming the file."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint (a best.pt / last.pt written by pretrain)")
-    try:
-        return load_pretrained(path)
-    except RuntimeError as err:
-        # With a cause: load_checkpoint's torch.load failed, whose message is a paragraph (or a bare
-        # opcode number), so only its type is kept. Without: load_state_dict's multi-line mismatch.
-        # MGCA_DEBUG=1 shows the whole chain.
-        why = f"torch.load raised {type(err.__cause__).__name__}" if err.__cause__ else "weights do not fit its config"
-        raise ValueError(f"{path}: not a readable mgca_lite checkpoint ({why})") from err
-    except (KeyError, TypeError) as err:  # a torch file, but not one pretrain wrote
-        raise ValueError(f"{path}: not an mgca_lite checkpoint (missing {err})") from err
-
-
 def compare_encoders(checkpoint: str | Path, cfg: CompareConfig = CompareConfig(),
                      pretrain_cfg: PretrainConfig | None = None, progress: bool = True) -> Comparison:
     """Probe MGCA (unless checkpoint == "random"), random init and raw pixels on `cfg.task`.
@@ -132,7 +115,7 @@ def compare_encoders(checkpoint: str | Path, cfg: CompareConfig = CompareConfig(
         if pretrain_cfg is None:
             raise ValueError("checkpoint 'random' needs a pretraining config (probe random --config NAME)")
     else:
-        model, _, pretrain_cfg = _load(checkpoint)
+        model, _, pretrain_cfg = load_model(checkpoint)  # bad input: one line naming the file
     size = pretrain_cfg.data.crop_size or pretrain_cfg.data.image_size
     synth_seed = pretrain_cfg.data.seed if cfg.synth_seed is None else cfg.synth_seed
     suite = ProbeSuite(ProbeSuiteConfig(task=cfg.task, fractions=tuple(cfg.fractions), seeds=cfg.seeds,

@@ -32,29 +32,26 @@ def eval_main(args) -> int:
     return 0
 
 
-def _n_studies(args, default: int) -> int:
-    return args.n or (SMOKE_STUDIES if args.smoke else default)
+def _study_config(cfg, args):
+    """An evaluation config (GroundingConfig / PrototypeEvalConfig) with the CLI's study count
+    (--n, else --smoke's, else the default) and --synth-seed applied."""
+    cfg.n_studies = args.n or (SMOKE_STUDIES if args.smoke else cfg.n_studies)
+    if args.synth_seed is not None:
+        cfg.synth_seed = args.synth_seed
+    return cfg
 
 
 def _grounding(args) -> tuple[dict, str]:
     from mgca_lite.evaluation.grounding import GroundingConfig, evaluate_grounding
 
-    cfg = GroundingConfig()
-    cfg.n_studies = _n_studies(args, cfg.n_studies)
-    if args.synth_seed is not None:
-        cfg.synth_seed = args.synth_seed
-    result = evaluate_grounding(args.checkpoint, cfg, args.config)
+    result = evaluate_grounding(args.checkpoint, _study_config(GroundingConfig(), args), args.config)
     return result, format_grounding(result)
 
 
 def _prototypes(args) -> tuple[dict, str]:
     from mgca_lite.evaluation.prototypes import PrototypeEvalConfig, evaluate_prototypes
 
-    cfg = PrototypeEvalConfig()
-    cfg.n_studies = _n_studies(args, cfg.n_studies)
-    if args.synth_seed is not None:
-        cfg.synth_seed = args.synth_seed
-    result = evaluate_prototypes(args.checkpoint, cfg, args.config)
+    result = evaluate_prototypes(args.checkpoint, _study_config(PrototypeEvalConfig(), args), args.config)
     return result, format_prototypes(result)
 
 

@@ -16,16 +16,21 @@ RANDOM = "random"
 
 
 def _as_bad_input(checkpoint, load):
-    """Run `load()`; a file that is not an mgca_lite checkpoint (unreadable: RuntimeError from
-    `load_checkpoint`; another torch file: KeyError) becomes one ValueError line naming the file,
-    which the CLI prints as `error: ...`."""
+    """Run `load()`; a missing file or one that is not an mgca_lite checkpoint becomes one line
+    naming the file (FileNotFoundError / ValueError), which the CLI prints as `error: ...`.
+    MGCA_DEBUG=1 shows the whole chain."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint (a best.pt / last.pt written by pretrain)")
     try:
         return load()
-    except (RuntimeError, KeyError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        if first.startswith(str(checkpoint)):
-            raise ValueError(first) from err
-        raise ValueError(f"{checkpoint}: not an mgca_lite pretraining checkpoint ({first})") from err
+    except RuntimeError as err:
+        # With a cause: load_checkpoint's torch.load failed, whose message is a paragraph (or a bare
+        # opcode number), so only its type is kept. Without: load_state_dict's multi-line mismatch.
+        why = f"torch.load raised {type(err.__cause__).__name__}" if err.__cause__ else "weights do not fit its config"
+        raise ValueError(f"{path}: not a readable mgca_lite checkpoint ({why})") from err
+    except (KeyError, TypeError) as err:  # a torch file, but not one pretrain wrote
+        raise ValueError(f"{path}: not an mgca_lite checkpoint (missing {err})") from err
 
 
 def load_model(checkpoint: str | Path, config: str = "synth_tiny"):
