@@ -123,12 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by pretrain, or 'random': "
                                                        "the --config architecture at random init")
     p.add_argument("--config", default="synth_tiny", help="checkpoint 'random' only: the architecture to build")
-    p.add_argument("--fractions", default="1,10,100", help="probe: label fractions in percent")
-    p.add_argument("--seeds", type=int, default=3, help="probe: label subsets per fraction")
-    p.add_argument("--dataset", default="chexpert5", help="probe: the SynthCXR downstream task")
+    p.add_argument("--fractions", default="1,10,100", help="label fractions in percent (probe, finetune, segment, detect)")
+    p.add_argument("--seeds", type=int, default=3, help="label subsets (and head inits) per fraction below 100 %%")
+    p.add_argument("--dataset", help="the SynthCXR downstream task (probe / finetune: chexpert5, rsna or "
+                                     "covidx; segment: siim or rsna; detect: rsna or object_cxr); default "
+                                     "per TASK: chexpert5, siim, rsna")
     p.add_argument("--synth-seed", type=int, help="SynthCXR seed of the evaluation studies "
                                                   "(grounding / prototypes default 1234, an unseen one)")
-    p.add_argument("--smoke", action="store_true", help="64 studies only (seconds), for tests")
+    p.add_argument("--smoke", action="store_true", help="a few dozen studies and one short run (seconds), for tests")
     p.add_argument("--n", type=int, help="number of test studies (grounding default 500, prototypes 1000)")
     p.add_argument("--json", metavar="OUT", help="also write the result to OUT as JSON")
     p.set_defaults(func=_eval)

@@ -15,7 +15,7 @@ from mgca_lite.models import (
     build_image_encoder, build_wordpiece_tokenizer, load_tokenizer, merge_pieces,
 )
 from mgca_lite.models import text_encoder as text_encoder_module
-from mgca_lite.models.image_encoder import RESNET_DIMS
+from mgca_lite.models.image_encoder import RESNET_STAGE_DIMS
 from radiology_text import SENTENCES
 
 # The text the model reads: cleaned reports (spec §3), as PairCollator and the tokenizer see them.
@@ -76,7 +76,7 @@ def test_image_encoder_shapes(arch):
 def test_large_encoders_build_with_reference_dims(arch):
     enc = build_image_encoder(ImageEncoderConfig(arch=arch, image_size=32)).eval()  # BN: batch of 1
     if arch == "resnet50":
-        assert (enc.local_dim, enc.global_dim) == RESNET_DIMS["resnet50"] == (1024, 2048)
+        assert (enc.local_dim, enc.global_dim) == RESNET_STAGE_DIMS["resnet50"][2:] == (1024, 2048)
     else:
         assert enc.local_dim == enc.global_dim == 768 and enc.num_patches(224) == 196
     start = time.perf_counter()
@@ -308,3 +308,14 @@ def test_same_seed_same_model_and_outputs(tokenizer):
         outs.append(model(images, ids, mask))  # train mode: dropout draws from the same seeded stream
     for name in ("img_emb", "rep_emb", "patch_emb", "word_emb", "word_weights", "patch_weights"):
         torch.testing.assert_close(getattr(outs[0], name), getattr(outs[1], name), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("arch,stride", [("resnet_tiny", 16), ("resnet_tiny", 8), ("resnet18", 16)])
+def test_feature_maps_are_the_four_stages_with_their_channels(arch, stride):
+    enc = build_image_encoder(ImageEncoderConfig(arch=arch, image_size=64, width=8, local_stride=stride)).eval()
+    with torch.no_grad():
+        maps = enc.feature_maps(torch.randn(2, 1, 64, 64))
+        feats = enc(torch.randn(2, 1, 64, 64))
+    sides = [64 // 4, 64 // 8, 64 // stride, 64 // (2 * stride)]
+    assert [tuple(m.shape) for m in maps] == [(2, c, s, s) for c, s in zip(enc.stage_dims, sides)]
+    assert feats.local_feat.shape == (2, sides[2] ** 2, enc.stage_dims[2])  # forward reads the same stages

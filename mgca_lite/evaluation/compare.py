@@ -21,8 +21,8 @@ from mgca_lite.configtools import from_dict
 from mgca_lite.data.tasks import get_task
 from mgca_lite.evaluation.features import raw_pixels, recalibrate_batchnorm
 from mgca_lite.evaluation.linear_probe import ProbeConfig
-from mgca_lite.evaluation.probe import (ProbeSuite, ProbeSuiteConfig, format_table, fraction_key, results_json,
-                                        summarize)
+from mgca_lite.evaluation.downstream import fraction_key
+from mgca_lite.evaluation.probe import ProbeSuite, ProbeSuiteConfig, format_table, results_json, summarize
 from mgca_lite.models.image_encoder import build_image_encoder
 from mgca_lite.evaluation.loading import load_model
 from mgca_lite.training.config import PretrainConfig, apply_overrides, load_config

@@ -1,29 +1,36 @@
 """`python -m mgca_lite eval TASK --checkpoint CKPT`: one entry point for the downstream evaluations.
 
-grounding and prototypes are implemented here; probe forwards to the `probe` subcommand (the
-MGCA / random init / raw pixels comparison of `evaluation.compare`); the other tasks are named so
-that scripts can already be written against them, and exit with an error until they exist.
+grounding and prototypes are scored here; probe forwards to the `probe` subcommand (the MGCA /
+random init / raw pixels comparison of `evaluation.compare`); finetune, segment, detect, zeroshot
+and retrieval each live in their own module (`TASK_MODULES`), whose `cli_result(args)` returns
+(result dict, printed table).
 """
 from __future__ import annotations
 
+import importlib
 import json
-import sys
 from pathlib import Path
 
 EVAL_TASKS = ("probe", "finetune", "segment", "detect", "zeroshot", "retrieval", "grounding", "prototypes")
 SMOKE_STUDIES = 64  # --smoke: enough studies for every code path, scored in seconds
 
 
+# The tasks with a module of their own: each has `cli_result(args) -> (result, table)`.
+TASK_MODULES = {"finetune": "finetune", "segment": "segmentation", "detect": "detection",
+                "zeroshot": "zeroshot", "retrieval": "retrieval"}
+
+
 def eval_main(args) -> int:
     """Run `args.task`, print its table, and write its result to `args.json` when given."""
     if args.task == "probe":
         return _probe(args)
-    if args.task not in ("grounding", "prototypes"):
-        print(f"error: eval {args.task} is not implemented yet", file=sys.stderr)
-        return 2
     if args.checkpoint != "random" and not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"{args.checkpoint}: no checkpoint here")
-    result, table = _grounding(args) if args.task == "grounding" else _prototypes(args)
+    if args.task in TASK_MODULES:
+        module = importlib.import_module(f"mgca_lite.evaluation.{TASK_MODULES[args.task]}")
+        result, table = module.cli_result(args)
+    else:
+        result, table = _grounding(args) if args.task == "grounding" else _prototypes(args)
     print(table)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +69,7 @@ def _probe(args) -> int:
     if args.smoke or args.n:
         raise ValueError("eval probe: --smoke / --n are not wired yet (the probe sizes its own task splits)")
     fractions = ",".join(str(float(f) / 100) for f in args.fractions.split(","))
-    argv = ["probe", args.checkpoint, "--task", args.dataset, "--fractions", fractions, "--seeds", str(args.seeds)]
+    argv = ["probe", args.checkpoint, "--task", args.dataset or "chexpert5", "--fractions", fractions, "--seeds", str(args.seeds)]
     if args.synth_seed is not None:
         argv += ["--synth-seed", str(args.synth_seed)]
     if args.json:

@@ -16,10 +16,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mgca_lite.data.datasets import SynthSource, TaskDataset
-from mgca_lite.data.memory import MemorySource
-from mgca_lite.data.tasks import get_task, task_split
-from mgca_lite.data.transforms import ImageTransform, TransformConfig
+from mgca_lite.data.tasks import get_task
+from mgca_lite.evaluation.downstream import fraction_key, label_subset, render_task_splits
 from mgca_lite.evaluation.features import extract_features
 from mgca_lite.evaluation.linear_probe import ProbeConfig, score, train_linear_probe
 
@@ -44,14 +42,7 @@ class ProbeSuite:
     def __init__(self, cfg: ProbeSuiteConfig = ProbeSuiteConfig()):
         self.cfg, self.spec = cfg, get_task(cfg.task)
         sizes = {k: v for k, v in (("train", cfg.train_size), ("val", cfg.val_size), ("test", cfg.test_size)) if v}
-        self.train_indices = task_split(cfg.task, "train", sizes=sizes or None)
-        self.datasets = {}
-        for split in ("train", "val", "test"):
-            indices = self.train_indices if split == "train" else task_split(cfg.task, split, sizes=sizes or None)
-            source = MemorySource(SynthSource(indices, cfg.synth_seed, cfg.image_size),
-                                  desc=f"{cfg.task} {split}", progress=cfg.progress)
-            # Frozen features: the same deterministic view for every split (no random crops).
-            self.datasets[split] = TaskDataset(source, cfg.task, ImageTransform(TransformConfig(resize=cfg.image_size)))
+        self.datasets = render_task_splits(cfg.task, cfg.image_size, cfg.synth_seed, sizes or None, cfg.progress)
 
     def features(self, encode: Callable[[torch.Tensor], torch.Tensor]) -> dict:
         """{split: (features (N, C), targets)} for one encoder."""
@@ -71,9 +62,7 @@ class ProbeSuite:
             (tx, ty), (vx, vy), (sx, sy) = feats["train"], feats["val"], feats["test"]
             for fraction in self.cfg.fractions:
                 for seed in range(self.cfg.seeds if fraction < 1.0 else 1):  # 100 % has one subset
-                    subset = task_split(self.cfg.task, "train", fraction, subset_seed=seed,
-                                        sizes={"train": len(self.train_indices)})
-                    pos = torch.from_numpy(np.searchsorted(self.train_indices, subset))
+                    pos = label_subset(self.cfg.task, self.datasets["train"], fraction, seed)
                     layer = train_linear_probe(tx[pos], ty[pos], vx, vy, kind, outputs, replace(self.cfg.probe, seed=seed))
                     with torch.no_grad():
                         test, val = (score(kind, y.numpy(), layer(x).numpy()) for x, y in ((sx, sy), (vx, vy)))
@@ -89,11 +78,6 @@ def summarize(rows: list[dict]) -> dict:
         out.setdefault(row["encoder"], {}).setdefault(row["fraction"], []).append(row["score"])
     return {enc: {f: (float(np.mean(v)), float(np.std(v)), len(v)) for f, v in by_f.items()}
             for enc, by_f in out.items()}
-
-
-def fraction_key(fraction: float) -> str:
-    """A label fraction as the percent string used in JSON results: 0.01 -> "1", 0.1 -> "10", 1.0 -> "100"."""
-    return f"{fraction * 100:g}"
 
 
 def results_json(rows: list[dict], keys: dict[str, str]) -> dict:

@@ -21,8 +21,9 @@ from transformers import ViTConfig, ViTModel
 
 from .config import ImageEncoderConfig
 
-# Stage-3 / stage-4 channels of the torchvision ResNets (resnet_tiny: 4w / 8w).
-RESNET_DIMS = {"resnet18": (256, 512), "resnet50": (1024, 2048)}
+# Stage 1-4 channels of the torchvision ResNets (resnet_tiny: w, 2w, 4w, 8w); stages 3 / 4 are the
+# local / global features.
+RESNET_STAGE_DIMS = {"resnet18": (64, 128, 256, 512), "resnet50": (256, 512, 1024, 2048)}
 # ViT presets: (layers, hidden, heads, default patch). MLP width is 4 x hidden, as in ViT/DeiT.
 VIT_PRESETS = {"vit_tiny": (4, 192, 3, 8), "vit_b16": (12, 768, 12, 16)}
 
@@ -98,20 +99,27 @@ class ResNetEncoder(nn.Module):
             _drop_stride(trunk.layer3)
         self.trunk = trunk
         self.local_stride = cfg.local_stride
-        # Channels of stage 3 (local) and stage 4 (global).
-        self.local_dim, self.global_dim = RESNET_DIMS.get(cfg.arch, (4 * cfg.width, 8 * cfg.width))
+        w = cfg.width
+        self.stage_dims = RESNET_STAGE_DIMS.get(cfg.arch, (w, 2 * w, 4 * w, 8 * w))  # what feature_maps returns
+        self.local_dim, self.global_dim = self.stage_dims[2:]
 
     def num_patches(self, image_size: int) -> int:
         """Tokens of the 3rd-stage map, s = local_stride (each stride-2 layer rounds up)."""
         return math.ceil(image_size / self.local_stride) ** 2
 
+    def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """images (B, 1|3, H, W) -> the four stage outputs [x1 (H/4), x2 (H/8), x3 (H/s), x4 (H/2s)],
+        s = local_stride: what dense heads (the segmentation U-Net, the detection FPN) read."""
+        t = self.trunk
+        x = t.maxpool(t.relu(t.bn1(t.conv1(_to_rgb(images)))))  # (B, C0, H/4, W/4)
+        x1 = t.layer1(x)                                         # (B, C1, H/4, W/4)
+        x2 = t.layer2(x1)                                        # (B, C2, H/8, W/8)
+        x3 = t.layer3(x2)                                        # (B, Cl, H/s, W/s)
+        return [x1, x2, x3, t.layer4(x3)]                        # x4: (B, Cg, H/2s, W/2s)
+
     def forward(self, images: torch.Tensor) -> ImageFeatures:
         """images (B, 1|3, H, W) -> global (B, Cg), local (B, H/s * W/s, Cl), s = local_stride."""
-        t = self.trunk
-        x = t.maxpool(t.relu(t.bn1(t.conv1(_to_rgb(images)))))  # (B, C1, H/4, W/4)
-        x = t.layer2(t.layer1(x))                                # (B, C2, H/8, W/8)
-        x3 = t.layer3(x)                                         # (B, Cl, H/s, W/s)
-        x4 = t.layer4(x3)                                        # (B, Cg, H/2s, W/2s)
+        _, _, x3, x4 = self.feature_maps(images)
         return ImageFeatures(
             global_feat=x4.mean(dim=(2, 3)),           # (B, Cg) average pool
             local_feat=x3.flatten(2).transpose(1, 2),  # (B, P, Cl), P = H/s * W/s, row-major
