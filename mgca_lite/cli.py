@@ -1,4 +1,4 @@
-"""Command line: `python -m mgca_lite {demo,pretrain,probe,eval,bench,export-synth} ...`.
+"""Command line: `python -m mgca_lite {demo,pretrain,probe,eval,ablation,bench,export-synth} ...`.
 
 Every subcommand imports its machinery lazily so `--help` is instant.
 """
@@ -17,6 +17,11 @@ def _pretrain(args) -> int:
 def _demo(args) -> int:
     from mgca_lite.demo import demo_main
     return demo_main(args)
+
+
+def _ablation(args) -> int:
+    from mgca_lite.ablation import ablation_main
+    return ablation_main(args)
 
 
 def _probe(args) -> int:
@@ -115,6 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_export)
+
+    p = sub.add_parser("ablation", help="the paper's Table 4 with seeds: ITA / +CTA / +CPA / MGCA and random init "
+                                        "on every downstream task")
+    p.add_argument("--config", default="synth_tiny", help="the pretraining config every variant starts from")
+    p.add_argument("--seeds", type=int, default=3, help="pretraining seeds per variant")
+    p.add_argument("--tasks", help="comma-separated eval tasks to run (default: all): probe,finetune,segment,"
+                                   "detect,zeroshot,retrieval,grounding,prototypes")
+    p.add_argument("--smoke", action="store_true", help="4-step runs and the evaluations' smoke sizes (seconds)")
+    p.add_argument("--out", default="results", help="where results, runs and per-run evaluations go")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_ablation)
 
     from mgca_lite.evaluation.eval_cli import EVAL_TASKS  # a constant only: no heavy import
 

@@ -24,19 +24,27 @@ def eval_main(args) -> int:
     """Run `args.task`, print its table, and write its result to `args.json` when given."""
     if args.task == "probe":
         return _probe(args)
-    if args.checkpoint != "random" and not Path(args.checkpoint).is_file():
-        raise FileNotFoundError(f"{args.checkpoint}: no checkpoint here")
-    if args.task in TASK_MODULES:
-        module = importlib.import_module(f"mgca_lite.evaluation.{TASK_MODULES[args.task]}")
-        result, table = module.cli_result(args)
-    else:
-        result, table = _grounding(args) if args.task == "grounding" else _prototypes(args)
+    result, table = evaluate_task(args)
     print(table)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
+
+
+def evaluate_task(args) -> tuple[dict, str]:
+    """(result, printed table) of one task other than probe, with the CLI's flags in `args`
+    (an argparse Namespace: checkpoint, config, fractions, seeds, dataset, synth_seed, smoke, n);
+    the checkpoint is checked before any work starts."""
+    if args.checkpoint != "random" and not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(f"{args.checkpoint}: no checkpoint here")
+    if args.task in TASK_MODULES:
+        module = importlib.import_module(f"mgca_lite.evaluation.{TASK_MODULES[args.task]}")
+        return module.cli_result(args)
+    if args.task in ("grounding", "prototypes"):
+        return _grounding(args) if args.task == "grounding" else _prototypes(args)
+    raise ValueError(f"eval {args.task}: unknown task (one of {', '.join(EVAL_TASKS)})")
 
 
 def _study_config(cfg, args):

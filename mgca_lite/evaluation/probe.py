@@ -103,3 +103,25 @@ def format_table(summary: dict, metric: str = "macro AUROC") -> str:
         cells = "".join(f"{by_f[f][0]:>11.3f} ± {by_f[f][1]:.3f}" if f in by_f else f"{'':>18}" for f in fractions)
         lines.append(f"{enc:<28}{cells}")
     return "\n".join(lines)
+
+
+def probe_checkpoint(checkpoint, config: str = "synth_tiny", task: str = "chexpert5",
+                     fractions: tuple[float, ...] = (0.01, 0.1, 1.0), seeds: int = 3,
+                     synth_seed: int | None = None, sizes: dict[str, int] | None = None,
+                     progress: bool = True) -> dict:
+    """The linear probe of one encoder (a checkpoint, or "random" = `config` at random init with
+    BatchNorm recalibrated) in the shape every eval task writes: {"task": "probe", "dataset",
+    "metric", "checkpoint", "synth_seed", "image_size", "n_train", "results": {"1"|"10"|"100":
+    {"mean", "std", "seeds"}}}. `compare_encoders` is the three-way table; this is one row of it."""
+    from mgca_lite.evaluation.downstream import UNSEEN_SEED, eval_image_encoder, fraction_results
+
+    synth_seed = UNSEEN_SEED if synth_seed is None else synth_seed
+    _, _, size = eval_image_encoder(checkpoint, config)  # the input size, before rendering anything
+    suite = ProbeSuite(ProbeSuiteConfig(task=task, fractions=tuple(fractions), seeds=seeds, image_size=size,
+                                        synth_seed=synth_seed, progress=progress,
+                                        **{f"{k}_size": v for k, v in (sizes or {}).items()}))
+    encoder, _, _ = eval_image_encoder(checkpoint, config, calibrate_on=suite.datasets["train"])
+    rows = suite.run({"encoder": lambda x: encoder(x).global_feat})
+    return {"task": "probe", "dataset": task, "metric": "accuracy" if suite.spec.kind == "multiclass" else "macro AUROC",
+            "checkpoint": str(checkpoint), "synth_seed": synth_seed, "image_size": size,
+            "n_train": {fraction_key(r["fraction"]): r["n_train"] for r in rows}, "results": fraction_results(rows)}

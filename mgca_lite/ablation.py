@@ -1,0 +1,139 @@
+"""`python -m mgca_lite ablation --config C --seeds 3 [--smoke] --out results/`: the paper's Table 4
+with pretraining seeds, evaluated on every downstream task.
+
+Variants (the paper's rows): ITA alone (ConVIRT-like), ITA+CTA, ITA+CPA and ITA+CTA+CPA (MGCA),
+each pretrained with `--seeds` seeds (train.seed = 0, 1, ...), plus the same architecture at random
+init as a baseline. Every method x seed is evaluated on every task of `EVALUATIONS`; each result
+is kept in `OUT/evals/METHOD_sSEED/SECTION_DATASET.json`, and each run in `OUT/runs/`, so a killed
+ablation continues where it stopped. Results over seeds go to `OUT/synth_C.json`:
+
+    {SECTION: {DATASET: {METHOD: {"1"|"10"|"100" (per-fraction tasks) or a metric name:
+                                  {"mean", "std", "seeds": [one value per pretraining seed]}}}}}
+
+SECTION is linear_probe, finetune, segmentation, detection, zero_shot, retrieval, grounding,
+prototypes; METHOD is random, ita, ita_cta, ita_cpa, mgca. Each evaluation uses label subset 0 of
+each fraction, so the spread is the spread over pretraining seeds.
+"""
+from __future__ import annotations
+
+import json
+import time
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+VARIANTS = {"ita": ["loss.use_cta=false", "loss.use_cpa=false"], "ita_cta": ["loss.use_cpa=false"],
+            "ita_cpa": ["loss.use_cta=false"], "mgca": []}
+METHODS = ("random", *VARIANTS)
+# (JSON section, eval task, datasets, the numbers kept from a result that has no per-fraction table)
+EVALUATIONS = (
+    ("linear_probe", "probe", ("chexpert5", "rsna", "covidx"), None),
+    ("finetune", "finetune", ("chexpert5",), None),
+    ("segmentation", "segment", ("siim", "rsna"), None),
+    ("detection", "detect", ("rsna", "object_cxr"), None),
+    ("zero_shot", "zeroshot", ("chexpert5x200",), {"accuracy": ("accuracy", "value"), "macro_f1": ("macro_f1", "value")}),
+    ("retrieval", "retrieval", ("pretrain_test",), {f"{d}_R@{k}": (d, f"R@{k}") for d in ("image_to_report", "report_to_image")
+                                                    for k in (1, 5, 10)}),
+    ("grounding", "grounding", ("pretrain_test",), {m: (m, "value") for m in ("pointing_game", "cnr", "miou")}),
+    ("prototypes", "prototypes", ("pretrain_test",), {"purity": ("purity", "value"), "nmi": ("nmi", "value")}),
+)
+# --smoke: every code path in seconds (4 steps on 128 pairs; the evaluations' own smoke sizes)
+SMOKE_PRETRAIN = ["train.max_steps=4", "data.train_size=128", "data.val_size=32", "train.batch_size=16",
+                  "train.tensorboard=false"]
+
+
+def pretrain_config(config: str, method: str, seed: int, smoke: bool):
+    """The PretrainConfig of one ablation run: `config` with the variant's switches and train.seed."""
+    from mgca_lite.training.config import load_config
+
+    return load_config(config, [*VARIANTS.get(method, []), f"train.seed={seed}", *(SMOKE_PRETRAIN if smoke else [])])
+
+
+def method_checkpoint(out: Path, config: str, method: str, seed: int, smoke: bool, progress: bool) -> tuple[str, str]:
+    """(checkpoint, config) to evaluate: a pretrained run's best.pt (trained or resumed here), or for
+    "random" the word "random" with a config file holding this seed (so each seed is another draw)."""
+    from mgca_lite.training.load_or_train import pretrain_or_resume
+
+    cfg = pretrain_config(config, method, seed, smoke)
+    run_dir = out / "runs" / f"{method}_s{seed}"
+    if method == "random":
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path = run_dir / "config.yaml"
+        path.write_text(yaml.safe_dump(json.loads(cfg.to_json())))  # via JSON: tuples become lists
+        return "random", str(path)
+    pretrain_or_resume(cfg, run_dir, progress=progress)
+    return str(run_dir / "best.pt"), config
+
+
+def evaluate(section: str, task: str, dataset: str, checkpoint: str, config: str, smoke: bool,
+             progress: bool) -> dict:
+    """One evaluation's result dict (the shape `python -m mgca_lite eval TASK --json` writes)."""
+    from mgca_lite.evaluation.downstream import SMOKE_SIZES
+    from mgca_lite.evaluation.eval_cli import evaluate_task
+    from mgca_lite.evaluation.probe import probe_checkpoint
+
+    if task == "probe":
+        return probe_checkpoint(checkpoint, config, dataset, seeds=1, sizes=SMOKE_SIZES if smoke else None,
+                                progress=progress)
+    args = Namespace(task=task, checkpoint=checkpoint, config=config, fractions="1,10,100", seeds=1,
+                     dataset=None if dataset in ("chexpert5x200", "pretrain_test") else dataset,
+                     synth_seed=None, smoke=smoke, n=None, json=None)
+    return evaluate_task(args)[0]
+
+
+def summarize(per_seed: list[dict], keep: dict | None) -> dict:
+    """Mean / std / seeds over pretraining seeds of one method's results on one task."""
+    if keep is None:  # per-fraction tasks: the mean over label subsets of each seed
+        values = {f: [r["results"][f]["mean"] for r in per_seed] for f in per_seed[0]["results"]}
+    else:
+        values = {name: [r[a][b] for r in per_seed] for name, (a, b) in keep.items()}
+    return {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "seeds": [float(x) for x in v]}
+            for k, v in values.items()}
+
+
+def ablation_main(args) -> int:
+    """Pretrain every variant x seed, evaluate every method x seed on every task, write the JSON and
+    results/README.md tables."""
+    from tqdm.auto import tqdm
+
+    from mgca_lite.ablation_report import write_readme
+
+    start = time.perf_counter()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = Path(args.config).stem
+    sections = [e for e in EVALUATIONS if not args.tasks or e[1] in args.tasks.split(",")]
+    progress = not args.no_progress
+    results: dict = {section: {} for section, *_ in sections}
+    jobs = [(m, s) for m in METHODS for s in range(args.seeds)]
+    for method, seed in tqdm(jobs, desc="ablation runs", disable=not progress):
+        checkpoint, config = method_checkpoint(out, args.config, method, seed, args.smoke, progress)
+        for section, task, datasets, _ in sections:
+            for dataset in datasets:
+                path = out / "evals" / f"{method}_s{seed}" / f"{section}_{dataset}.json"
+                if not path.is_file():  # resumable: a finished evaluation is never redone
+                    result = evaluate(section, task, dataset, checkpoint, config, args.smoke, progress)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(json.dumps(result, indent=2))
+    for section, task, datasets, keep in sections:
+        for dataset in datasets:
+            results[section][dataset] = {
+                method: summarize([json.loads((out / "evals" / f"{method}_s{s}" / f"{section}_{dataset}.json").read_text())
+                                   for s in range(args.seeds)], keep)
+                for method in METHODS}
+    wall = time.perf_counter() - start
+    report = {**results, "meta": {"config": args.config, "seeds": args.seeds, "smoke": args.smoke,
+                                  "wall_s_last_invocation": round(wall), "command": _command(args)}}
+    json_path = out / f"synth_{name}.json"
+    json_path.write_text(json.dumps(report, indent=2))
+    write_readme(out / "README.md", report)
+    print(f"wrote {json_path} and {out / 'README.md'} ({wall:.0f} s)")
+    return 0
+
+
+def _command(args) -> str:
+    tasks = f" --tasks {args.tasks}" if args.tasks else ""
+    smoke = " --smoke" if args.smoke else ""
+    return f"python -m mgca_lite ablation --config {args.config} --seeds {args.seeds}{tasks}{smoke} --out {args.out}"
