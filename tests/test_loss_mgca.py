@@ -81,3 +81,19 @@ def test_prototypes_follow_the_callers_seed():
     a = MGCALoss(_cfg()).prototypes
     torch.manual_seed(123)
     torch.testing.assert_close(a, MGCALoss(_cfg()).prototypes)
+
+
+def test_cta_warmup_ramps_its_weight_in_training_only():
+    torch.manual_seed(0)
+    crit = MGCALoss(_cfg(lambda_cta=0.8, cta_warmup_steps=100))
+    assert [crit.cta_weight(s) for s in (0, 25, 100, 5000, None)] == [0.0, 0.2, 0.8, 0.8, 0.8]
+    out = _out()
+    for step, weight in ((0, 0.0), (50, 0.4), (None, 0.8)):
+        res = crit(out, step)
+        torch.testing.assert_close(res["loss"], res["ita"] + weight * res["cta"] + res["cpa"])
+    only_cta = MGCALoss(_cfg(use_ita=False, use_cpa=False, cta_warmup_steps=10))
+    only_cta(out, step=0)["loss"].backward()  # weight 0 at step 0: CTA sends no gradient yet
+    assert out.word_emb.grad is None or out.word_emb.grad.abs().max() == 0
+    assert MGCALoss(_cfg()).cta_weight(0) == 1.0  # off by default: the paper's objective from step 0
+    with pytest.raises(ValueError, match="cta_warmup_steps"):
+        MGCALossConfig(cta_warmup_steps=-1)

@@ -53,6 +53,10 @@ class MGCALossConfig:
     sinkhorn_epsilon: float = 0.05   # entropic regularisation of the Sinkhorn codes
     sinkhorn_iterations: int = 3     # Sinkhorn scaling rounds
     freeze_prototypes_epochs: int = 1  # prototypes get no gradient while epoch < this
+    # beyond the paper: CTA's weight ramps linearly from 0 to lambda_cta over the first N training
+    # steps (0 = off, the paper). From scratch on SynthCXR, CTA's early gradients hold ITA on its
+    # chance plateau (docs/experiments.md, "The ITA plateau"); validation always uses the full weight.
+    cta_warmup_steps: int = 0
     importance_low: float = 0.1      # lower quantile for clipping the token importance weights
     importance_high: float = 0.9     # upper quantile for clipping the token importance weights
     # beyond the paper: GLoRIA-style cross-sample word-region contrast; see losses/local_contrast.py
@@ -61,6 +65,10 @@ class MGCALossConfig:
     local_contrast_attn_temperature: float = 0.1   # tau_a of its word -> patch attention
     local_contrast_temperature: float = 0.1        # tau of its report-image logits
     local_contrast_gamma: float = 0.0  # word aggregation: 0 = weighted mean, > 0 = weighted LSE
+
+    def __post_init__(self):
+        if self.cta_warmup_steps < 0:
+            raise ValueError(f"cta_warmup_steps must be >= 0 (0 = no warm-up), got {self.cta_warmup_steps}")
 
 
 class MGCALoss(nn.Module):
@@ -88,7 +96,15 @@ class MGCALoss(nn.Module):
         init = F.normalize(torch.randn(cfg.num_prototypes, cfg.embed_dim), dim=1)
         self.prototypes = nn.Parameter(init)
 
-    def forward(self, out) -> dict[str, torch.Tensor]:
+    def cta_weight(self, step: int | None = None) -> float:
+        """CTA's weight at training step `step` (None: after any warm-up, e.g. for validation)."""
+        warmup = self.cfg.cta_warmup_steps
+        if step is None or warmup <= 0:
+            return self.cfg.lambda_cta
+        return self.cfg.lambda_cta * min(1.0, step / warmup)
+
+    def forward(self, out, step: int | None = None) -> dict[str, torch.Tensor]:
+        """`out`: an `MGCAOutput`; `step`: the training step (only `cta_warmup_steps` reads it)."""
         cfg = self.cfg
         img, rep = out.img_emb, out.rep_emb                                   # (B, D) each
         zero = img.new_zeros((), dtype=torch.float32)
@@ -109,7 +125,7 @@ class MGCALoss(nn.Module):
             terms["cpa"] = cpa_loss(img, rep, self.prototypes, cfg.sinkhorn_epsilon,
                                     cfg.cpa_temperature, cfg.sinkhorn_iterations)
         total = (cfg.lambda_ita * terms["ita"] if cfg.use_ita else 0.0) \
-            + (cfg.lambda_cta * terms["cta"] if cfg.use_cta else 0.0) \
+            + (self.cta_weight(step) * terms["cta"] if cfg.use_cta else 0.0) \
             + (cfg.lambda_cpa * terms["cpa"] if cfg.use_cpa else 0.0)
         if cfg.use_local_contrast:
             terms["local"] = local_contrast_loss(

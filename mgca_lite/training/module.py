@@ -16,7 +16,9 @@ class PretrainModule(nn.Module):
         self.model = model
         self.criterion = criterion
 
-    def forward(self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
-        """images (B, 1, H, W), input_ids / attention_mask (B, L) -> {"loss", "ita", "cta", "cpa", "top1", "top5"}."""
+    def forward(self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                step: int | None = None) -> dict:
+        """images (B, 1, H, W), input_ids / attention_mask (B, L) -> {"loss", "ita", "cta", "cpa", "top1", "top5"};
+        step: the training step, for loss-weight warm-ups (None: full weights, as in validation)."""
         out = self.model(images, input_ids, attention_mask)
-        return self.criterion(out)
+        return self.criterion(out, step)

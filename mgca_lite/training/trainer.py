@@ -191,7 +191,7 @@ class Trainer:
                     skip_sync = self.ddp.no_sync() if (not sync and self.dist.world_size > 1) else contextlib.nullcontext()
                     with skip_sync:
                         with self._autocast():
-                            out = self.ddp(images, ids, mask)
+                            out = self.ddp(images, ids, mask, step=self.step)
                         (out["loss"] / accum).backward()
                     micro += 1
                     window.add(out, images.shape[0])
