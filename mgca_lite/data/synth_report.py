@@ -185,6 +185,14 @@ def _positive(f: str, fc: FindingCase, rng: np.random.Generator) -> list[Segment
                        [(np_, f), (".", None)]])
 
 
+def positive_sentence(f: str, fc: FindingCase, rng: np.random.Generator) -> str:
+    """The text of one sentence asserting `f` as `write_report` writes it (e.g. "There is small
+    right pleural effusion."); zero-shot prompts are built from these (evaluation/zeroshot.py)."""
+    writer = _Writer()
+    writer.sentence(_positive(f, fc, rng))
+    return writer.text
+
+
 def _hedged(f: str, fc: FindingCase, rng: np.random.Generator) -> list[Segment]:
     """A sentence for an uncertain (-1) label: the finding is hedged, never asserted."""
     np_ = _noun_phrase(f, fc, rng, hedged=True)

@@ -32,7 +32,7 @@ from mgca_lite.data.datasets import SynthSource, TaskDataset
 from mgca_lite.data.synth import sample_labels
 from mgca_lite.data.synth_case import CHEXPERT5, ZONES, FindingCase
 # The grammar's own sentence builders (private there: the report writer is their only other user).
-from mgca_lite.data.synth_report import _positive, _Writer
+from mgca_lite.data.synth_report import positive_sentence
 from mgca_lite.data.tasks import task_split, task_target
 from mgca_lite.data.transforms import ImageTransform, TransformConfig
 from mgca_lite.evaluation.downstream import UNSEEN_SEED
@@ -90,18 +90,14 @@ def _every_outcome(draw) -> list:
 
 def class_sentences(finding: str) -> list[str]:
     """Every sentence (sorted, unique) by which the SynthCXR grammar asserts `finding` in a study
-    with no prior (`synth_report._positive`), over every side, zone and severity it can take, e.g.
+    with no prior (`synth_report.positive_sentence`), over every side, zone and severity it can take, e.g.
     "There is small right pleural effusion." or "Bibasilar atelectasis is seen."."""
     sides = ("right", "left") + (("bilateral",) if finding in BILATERAL else ())
     sentences = set()
     for side, zone, severity in itertools.product(sides, ZONES, SEVERITIES):
         fc = FindingCase(present=True, label=1, severity=severity, side=side, zone=zone)
 
-        def write(rng, fc=fc):
-            w = _Writer()
-            w.sentence(_positive(finding, fc, rng))
-            return w.text
-        sentences.update(_every_outcome(write))
+        sentences.update(_every_outcome(lambda rng, fc=fc: positive_sentence(finding, fc, rng)))
     return sorted(sentences)
 
 
