@@ -111,3 +111,12 @@ def test_bad_input_is_one_error_line_naming_the_file(kind, checkpoint, tmp_path,
     assert main(["probe", str(path), *extra]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0]
+
+
+def test_eval_probe_smoke_shrinks_the_splits(tmp_path):
+    from mgca_lite.cli import main
+
+    out = tmp_path / "probe.json"
+    assert main(["eval", "probe", "--checkpoint", "random", "--smoke", "--seeds", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["results"]) == {"random", "pixels"} and result["n_train"]["100"] == 64

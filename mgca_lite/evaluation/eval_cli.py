@@ -74,8 +74,8 @@ def _probe(args) -> int:
     """The `probe` subcommand with eval's flags: fractions in percent (1,10,100 -> 0.01,0.1,1)."""
     from mgca_lite.cli import main
 
-    if args.smoke or args.n:
-        raise ValueError("eval probe: --smoke / --n are not wired yet (the probe sizes its own task splits)")
+    if args.n:
+        raise ValueError("eval probe: --n does not apply (the probe uses its task's fixed splits; --smoke shrinks them)")
     fractions = ",".join(str(float(f) / 100) for f in args.fractions.split(","))
     argv = ["probe", args.checkpoint, "--task", args.dataset or "chexpert5", "--fractions", fractions, "--seeds", str(args.seeds)]
     if args.synth_seed is not None:
@@ -84,6 +84,9 @@ def _probe(args) -> int:
         argv += ["--json", args.json]
     if args.checkpoint == "random":
         argv += ["--config", args.config]
+    if args.smoke:
+        from mgca_lite.evaluation.downstream import SMOKE_SIZES
+        argv += ["--no-progress", *(f"{split}_size={n}" for split, n in SMOKE_SIZES.items())]
     return main(argv)
 
 
