@@ -15,9 +15,8 @@ import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.patches import Rectangle
 
-from mgca_lite.figures.attention import OUTLINE, PEAK, peak_cells
+from mgca_lite.figures.attention import OUTLINE, draw_cell_map
 
 
 def plot_maps_side_by_side(films, maps_by_model: dict, masks, titles, width: float = 11.0):
@@ -28,7 +27,7 @@ def plot_maps_side_by_side(films, maps_by_model: dict, masks, titles, width: flo
     masks (N, H, W) bool; titles (N,) phrase texts.
     """
     films, masks = np.asarray(films), np.asarray(masks, dtype=bool)
-    n, (H, W) = len(films), films.shape[1:]
+    n = len(films)
     shapes = {name: np.shape(m) for name, m in maps_by_model.items()}
     if films.shape != masks.shape or len(titles) != n or any(len(s) != 3 or s[0] != n for s in shapes.values()):
         raise ValueError(f"films {films.shape}, masks {masks.shape}, {len(titles)} titles, maps {shapes}")
@@ -39,16 +38,8 @@ def plot_maps_side_by_side(films, maps_by_model: dict, masks, titles, width: flo
         axes[0, k].set_title("\n".join(textwrap.wrap(titles[k], 24)), fontsize=9)
     for r, (name, maps) in enumerate(maps_by_model.items(), start=1):
         maps = np.asarray(maps, dtype=float)
-        h, w = maps.shape[1:]
-        vmax = float(maps.max())
         for k in range(n):
-            ax = axes[r, k]
-            ax.imshow(films[k], cmap="gray")
-            image = ax.imshow(maps[k], cmap="magma", alpha=0.6, vmin=0.0, vmax=vmax, interpolation="nearest",
-                              extent=(-0.5, W - 0.5, H - 0.5, -0.5))
-            for i, j in peak_cells(maps[k]):
-                ax.add_patch(Rectangle((j * W / w - 0.5, i * H / h - 0.5), W / w, H / h, fill=False,
-                                       edgecolor=PEAK, linewidth=1.5, linestyle="--"))
+            image = draw_cell_map(axes[r, k], films[k], maps[k], float(maps.max()), linewidth=1.5)
         axes[r, 0].set_ylabel(name, fontsize=10)
         fig.colorbar(image, ax=axes[r].tolist(), fraction=0.025, pad=0.01).set_label("attention", fontsize=8)
     for k in range(n):

@@ -47,6 +47,21 @@ def peak_cells(grid_map) -> list[tuple[int, int]]:
     return [tuple(int(k) for k in rc) for rc in np.argwhere(grid_map == grid_map.max())]
 
 
+def draw_cell_map(ax, film, grid_map, vmax: float, linewidth: float = 2.0):
+    """Draw a film (H, W) with an (h, w) map over it, one flat colour per patch cell, and box the
+    maximal cell(s). Returns the map's AxesImage (for a colour bar)."""
+    H, W = np.shape(film)
+    h, w = np.shape(grid_map)
+    ax.imshow(film, cmap="gray")
+    # extent: cell (r, c) covers film rows [r H/h, (r+1) H/h), as the grounding metrics count it
+    image = ax.imshow(grid_map, cmap="magma", alpha=0.6, vmin=0.0, vmax=vmax, interpolation="nearest",
+                      extent=(-0.5, W - 0.5, H - 0.5, -0.5))
+    for r, c in peak_cells(grid_map):
+        ax.add_patch(Rectangle((c * W / w - 0.5, r * H / h - 0.5), W / w, H / h, fill=False,
+                               edgecolor=PEAK, linewidth=linewidth, linestyle="--"))
+    return image
+
+
 def plot_phrase_maps(films, maps, masks, titles, hits=None, width: float = 11.0):
     """Two rows, one column per phrase: the film with the finding's outline; below it the phrase's
     attention per patch cell over the film, the outline again, and the maximal cell(s) boxed.
@@ -59,21 +74,13 @@ def plot_phrase_maps(films, maps, masks, titles, hits=None, width: float = 11.0)
     n = len(films)
     if not (len(maps) == len(masks) == len(titles) == n) or films.shape != masks.shape:
         raise ValueError(f"films {films.shape}, maps {maps.shape}, masks {masks.shape}, {len(titles)} titles")
-    H, W = films.shape[1:]
-    h, w = maps.shape[1:]
     fig, axes = plt.subplots(2, n, figsize=(width, width / n * 2.3), squeeze=False, layout="constrained")
     vmax = float(maps.max())
     for k in range(n):
         top, bottom = axes[0, k], axes[1, k]
         top.imshow(films[k], cmap="gray")
         top.set_title("\n".join(textwrap.wrap(titles[k], 26)), fontsize=10)
-        bottom.imshow(films[k], cmap="gray")
-        # extent: cell (r, c) covers film rows [r H/h, (r+1) H/h), as the grounding metrics count it
-        image = bottom.imshow(maps[k], cmap="magma", alpha=0.6, vmin=0.0, vmax=vmax, interpolation="nearest",
-                              extent=(-0.5, W - 0.5, H - 0.5, -0.5))
-        for r, c in peak_cells(maps[k]):
-            bottom.add_patch(Rectangle((c * W / w - 0.5, r * H / h - 0.5), W / w, H / h, fill=False,
-                                       edgecolor=PEAK, linewidth=2, linestyle="--"))
+        image = draw_cell_map(bottom, films[k], maps[k], vmax)
         if hits is not None:
             bottom.set_title("peak cell: " + ("hit" if hits[k] else "miss"), fontsize=10)
         for ax in (top, bottom):
