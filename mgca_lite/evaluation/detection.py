@@ -39,6 +39,8 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.ops import FeaturePyramidNetwork
 
+from mgca_lite.evaluation.downstream import KeepBest
+
 IOU_THRESHOLDS = (0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70, 0.75)  # spec §4: IoU 0.40..0.75
 METRIC = "mAP@[0.40:0.75]"
 DATASETS = ("rsna", "object_cxr")
@@ -193,8 +195,8 @@ def train_detector(encoder: nn.Module, train_ds, positions: torch.Tensor, val_ds
     params = [p for p in detector.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(seed)
-    best, best_state, bad, step, losses = -np.inf, None, 0, 0, []
-    while step < cfg.steps and bad < cfg.patience:
+    keep, step, losses = KeepBest(cfg.patience), 0, []
+    while step < cfg.steps and not keep.stop:
         order = positions[torch.randperm(len(positions), generator=gen)]
         for start in range(0, len(order), cfg.batch_size):
             batch = collate_task([train_ds[int(i)] for i in order[start:start + cfg.batch_size]])
@@ -212,16 +214,10 @@ def train_detector(encoder: nn.Module, train_ds, positions: torch.Tensor, val_ds
                 if history is not None:
                     history.append({"step": step, "loss": float(np.mean(losses)), "val_map": val_map})
                 losses = []
-                # A NaN (no box in the validation split) never counts as better: the first check is kept.
-                if best_state is None or val_map > best:
-                    best, bad = val_map, 0
-                    best_state = {k: v.detach().clone() for k, v in detector.state_dict().items()}
-                else:
-                    bad += 1
-            if step >= cfg.steps or bad >= cfg.patience:
+                keep.check(val_map, detector)  # NaN (no box in the validation split): the first check is kept
+            if step >= cfg.steps or keep.stop:
                 break
-    detector.load_state_dict(best_state)
-    return detector.eval()
+    return keep.restore(detector)
 
 
 def evaluate_detection(checkpoint, cfg: DetectConfig = DetectConfig(), config: str = "synth_tiny",

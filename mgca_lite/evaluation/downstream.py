@@ -4,11 +4,14 @@
 - `label_subset`: the positions of a fixed 1 / 10 / 100 % label subset inside the training split;
 - `eval_image_encoder`: a checkpoint's image encoder, or the same architecture at random init
   with its BatchNorm statistics recalibrated (the fair untrained baseline);
+- `KeepBest`: early stopping on a validation score, keeping the best state (finetune, segment, detect);
 - `fraction_results` / `format_fraction_table`: one result shape and one table for every task,
   `{"1"|"10"|"100": {"mean", "std", "seeds": [...]}}`, as `probe --json` writes per encoder.
 """
 from __future__ import annotations
 
+import copy
+import math
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +66,36 @@ def eval_image_encoder(checkpoint: str | Path, config: str = "synth_tiny", calib
     if str(checkpoint) == RANDOM and calibrate_on is not None:
         recalibrate_batchnorm(encoder, calibrate_on)
     return encoder.eval(), cfg, cfg.data.crop_size or cfg.data.image_size
+
+
+class KeepBest:
+    """Early stopping on a validation score (higher is better) that keeps a copy of the best state.
+
+    The first check always counts, so a NaN score (e.g. one class only in the validation split,
+    which never compares as better) still leaves a state to restore.
+    """
+
+    def __init__(self, patience: int):
+        self.patience, self.best, self.state, self.bad = patience, -math.inf, None, 0
+
+    @property
+    def stop(self) -> bool:
+        """True once `patience` checks in a row brought no improvement."""
+        return self.bad >= self.patience
+
+    def check(self, score: float, module: torch.nn.Module) -> bool:
+        """Record one validation score of `module` (copying its state when it is the best so far);
+        returns `stop`."""
+        if self.state is None or score > self.best:
+            self.best, self.bad, self.state = score, 0, copy.deepcopy(module.state_dict())
+        else:
+            self.bad += 1
+        return self.stop
+
+    def restore(self, module: torch.nn.Module) -> torch.nn.Module:
+        """Load the best state into `module`; returns it in eval mode."""
+        module.load_state_dict(self.state)
+        return module.eval()
 
 
 def fraction_key(fraction: float) -> str:

@@ -16,14 +16,13 @@ import copy
 import dataclasses
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from mgca_lite.data.collate import collate_task
 from mgca_lite.data.tasks import get_task
-from mgca_lite.evaluation.downstream import (SMOKE_SIZES, UNSEEN_SEED, eval_image_encoder, fraction_key,
+from mgca_lite.evaluation.downstream import (SMOKE_SIZES, KeepBest, UNSEEN_SEED, eval_image_encoder, fraction_key,
                                              fraction_results, format_fraction_table, label_subset,
                                              render_task_splits)
 from mgca_lite.evaluation.features import recalibrate_batchnorm
@@ -112,7 +111,7 @@ def finetune(encoder: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: 
     # Batches never exceed the training set: at 1 % labels (50 images) a batch of 32 must still fit,
     # and a final batch of one image would break BatchNorm's batch statistics.
     batch = min(cfg.batch_size, len(xs))
-    best, best_state, bad, steps, order = -np.inf, None, 0, 0, torch.empty(0, dtype=torch.long)
+    keep, steps, order = KeepBest(cfg.patience), 0, torch.empty(0, dtype=torch.long)
     while steps < cfg.max_steps:
         if len(order) < batch:  # a new epoch: a fresh permutation, dropping the short remainder
             order = torch.randperm(len(xs), generator=gen)
@@ -127,17 +126,9 @@ def finetune(encoder: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: 
         val_score = score(kind, vy.numpy(), predict(model, vx).numpy())
         if history is not None:
             history.append({"steps": steps, "train_loss": loss.item(), "val_score": val_score})
-        # A NaN score (one class only in validation) never counts as better, so the first check
-        # is always kept as a fallback.
-        if best_state is None or val_score > best:
-            best, bad = val_score, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    model.load_state_dict(best_state)
-    return model.eval()
+        if keep.check(val_score, model):
+            break
+    return keep.restore(model)
 
 
 def _metric(kind: str) -> str:

@@ -16,7 +16,6 @@ Because most test images are empty, the result also reports the Dice over positi
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from dataclasses import dataclass, replace
@@ -28,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from mgca_lite.data.collate import collate_task
-from mgca_lite.evaluation.downstream import (SMOKE_SIZES, UNSEEN_SEED, eval_image_encoder, fraction_key,
+from mgca_lite.evaluation.downstream import (SMOKE_SIZES, UNSEEN_SEED, KeepBest, eval_image_encoder, fraction_key,
                                              fraction_results, format_fraction_table, label_subset,
                                              render_task_splits)
 from mgca_lite.evaluation.features import recalibrate_batchnorm
@@ -289,7 +288,7 @@ def train_segmentation(decoder: nn.Module, train: SplitCache, val: SplitCache, c
     gen = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(decoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     size = tuple(train.masks.shape[-2:])
-    best, best_state, bad, step, losses = -math.inf, None, 0, 0, []
+    keep, step, losses = KeepBest(cfg.patience), 0, []
     order = torch.empty(0, dtype=torch.long)
     while step < cfg.max_steps:
         if len(order) == 0:
@@ -309,14 +308,9 @@ def train_segmentation(decoder: nn.Module, train: SplitCache, val: SplitCache, c
         if history is not None:
             history.append({"step": step, "train_loss": float(np.mean(losses)), "val_dice": val_dice})
         losses = []
-        if val_dice > best:
-            best, bad, best_state = val_dice, 0, copy.deepcopy(decoder.state_dict())
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    decoder.load_state_dict(best_state)
-    return decoder.eval()
+        if keep.check(val_dice, decoder):
+            break
+    return keep.restore(decoder)
 
 
 # ------------------------------------------------------------------------------------ evaluation
