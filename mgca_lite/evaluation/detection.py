@@ -39,7 +39,9 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.ops import FeaturePyramidNetwork
 
-from mgca_lite.evaluation.downstream import KeepBest
+from mgca_lite.evaluation.downstream import (SMOKE_SIZES, UNSEEN_SEED, KeepBest, calibrate_if_random, eval_image_encoder,
+                                             fraction_key, fraction_results, format_fraction_table, label_subset,
+                                             render_task_splits)
 
 IOU_THRESHOLDS = (0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70, 0.75)  # spec §4: IoU 0.40..0.75
 METRIC = "mAP@[0.40:0.75]"
@@ -75,8 +77,6 @@ class DetectConfig:
         if self.dataset not in DATASETS:
             raise ValueError(f"detect: dataset must be one of {DATASETS}, not {self.dataset!r}")
         if self.smoke:
-            from mgca_lite.evaluation.downstream import SMOKE_SIZES
-
             self.sizes = self.sizes or dict(SMOKE_SIZES)
             self.steps, self.eval_every, self.seeds = min(self.steps, 2), 2, min(self.seeds, 1)
 
@@ -229,13 +229,11 @@ def evaluate_detection(checkpoint, cfg: DetectConfig = DetectConfig(), config: s
     "image_size", "n_train", "results": {"1"|"10"|"100": {"mean", "std", "seeds"}}, "config",
     "no_prediction": {fraction: share of test films with no prediction, mean over seeds}}.
     """
-    from mgca_lite.evaluation.downstream import (UNSEEN_SEED, eval_image_encoder, fraction_key, fraction_results,
-                                                 label_subset, render_task_splits)
 
     synth_seed = UNSEEN_SEED if cfg.synth_seed is None else cfg.synth_seed
-    _, _, size = eval_image_encoder(checkpoint, config)  # the input size, before rendering anything
+    encoder, _, size = eval_image_encoder(checkpoint, config)  # the input size decides the render size
     splits = render_task_splits(cfg.dataset, size, synth_seed, cfg.sizes, progress)
-    encoder, _, _ = eval_image_encoder(checkpoint, config, calibrate_on=splits["train"])
+    calibrate_if_random(encoder, checkpoint, splits["train"])
     rows, empty, n_train = [], {}, {}
     for fraction in cfg.fractions:
         for seed in range(1 if fraction >= 1.0 else cfg.seeds):  # 100 % is one subset
@@ -252,7 +250,6 @@ def evaluate_detection(checkpoint, cfg: DetectConfig = DetectConfig(), config: s
 
 def cli_result(args) -> tuple[dict, str]:
     """`eval detect`: (result of `evaluate_detection`, its table) from the eval CLI's arguments."""
-    from mgca_lite.evaluation.downstream import format_fraction_table
 
     cfg = DetectConfig(dataset=args.dataset or "rsna", fractions=tuple(float(f) / 100 for f in args.fractions.split(",")),
                        seeds=args.seeds, synth_seed=args.synth_seed, smoke=args.smoke)

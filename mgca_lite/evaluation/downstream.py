@@ -2,8 +2,8 @@
 
 - `render_task_splits`: a SynthCXR task's train / val / test splits, rendered once into memory;
 - `label_subset`: the positions of a fixed 1 / 10 / 100 % label subset inside the training split;
-- `eval_image_encoder`: a checkpoint's image encoder, or the same architecture at random init
-  with its BatchNorm statistics recalibrated (the fair untrained baseline);
+- `eval_image_encoder`: a checkpoint's image encoder, or the same architecture at random init, and
+  `calibrate_if_random`, which recalibrates the latter's BatchNorm statistics (the fair baseline);
 - `KeepBest`: early stopping on a validation score, keeping the best state (finetune, segment, detect);
 - `fraction_results` / `format_fraction_table`: one result shape and one table for every task,
   `{"1"|"10"|"100": {"mean", "std", "seeds": [...]}}`, as `probe --json` writes per encoder.
@@ -50,22 +50,30 @@ def label_subset(task: str, train: TaskDataset, fraction: float, seed: int) -> t
     return torch.from_numpy(np.searchsorted(indices, subset))
 
 
-def eval_image_encoder(checkpoint: str | Path, config: str = "synth_tiny", calibrate_on=None):
+def eval_image_encoder(checkpoint: str | Path, config: str = "synth_tiny"):
     """(image encoder in eval mode, PretrainConfig, input size) for evaluation.
 
     checkpoint: a pretrain checkpoint, or "random": `config`'s architecture at random init (the
-    draw `loading.load_model` makes), whose BatchNorm running statistics are re-estimated on
-    `calibrate_on` (a TaskDataset; no weight changes) so the untrained baseline is fair.
-    input size: the size the encoder was trained at (crop size, else image size).
+    draw `loading.load_model` makes; recalibrate it with `calibrate_if_random` once the task's
+    training split is rendered at the input size). input size: the size the encoder was trained
+    at (crop size, else image size).
     """
-    from mgca_lite.evaluation.features import recalibrate_batchnorm
-    from mgca_lite.evaluation.loading import RANDOM, load_model
+    from mgca_lite.evaluation.loading import load_model
 
     model, _, cfg = load_model(checkpoint, config)
-    encoder = model.image_encoder
-    if str(checkpoint) == RANDOM and calibrate_on is not None:
-        recalibrate_batchnorm(encoder, calibrate_on)
-    return encoder.eval(), cfg, cfg.data.crop_size or cfg.data.image_size
+    return model.image_encoder.eval(), cfg, cfg.data.crop_size or cfg.data.image_size
+
+
+def calibrate_if_random(encoder: torch.nn.Module, checkpoint: str | Path, dataset) -> torch.nn.Module:
+    """For checkpoint "random", re-estimate the encoder's BatchNorm running statistics on `dataset`
+    (a TaskDataset; no weight changes), so the untrained baseline is fair; a trained encoder is
+    returned untouched. Returns the encoder in eval mode."""
+    from mgca_lite.evaluation.features import recalibrate_batchnorm
+    from mgca_lite.evaluation.loading import RANDOM
+
+    if str(checkpoint) == RANDOM:
+        recalibrate_batchnorm(encoder, dataset)
+    return encoder.eval()
 
 
 class KeepBest:

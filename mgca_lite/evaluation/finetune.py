@@ -22,12 +22,10 @@ from torch.utils.data import DataLoader
 
 from mgca_lite.data.collate import collate_task
 from mgca_lite.data.tasks import get_task
-from mgca_lite.evaluation.downstream import (SMOKE_SIZES, KeepBest, UNSEEN_SEED, eval_image_encoder, fraction_key,
+from mgca_lite.evaluation.downstream import (SMOKE_SIZES, KeepBest, UNSEEN_SEED, calibrate_if_random, eval_image_encoder, fraction_key,
                                              fraction_results, format_fraction_table, label_subset,
                                              render_task_splits)
-from mgca_lite.evaluation.features import recalibrate_batchnorm
 from mgca_lite.evaluation.linear_probe import score
-from mgca_lite.evaluation.loading import RANDOM
 
 DEFAULT_DATASET = "chexpert5"
 
@@ -148,12 +146,9 @@ def cli_result(args) -> tuple[dict, str]:
     cfg = FinetuneConfig(max_steps=6, eval_every=3) if args.smoke else FinetuneConfig()
     fractions = [float(f) / 100 for f in args.fractions.split(",")]
 
-    # The input size is only known once the encoder is loaded, so "random"'s BatchNorm is
-    # recalibrated here, after the training split is rendered (as eval_image_encoder would).
-    encoder, _, size = eval_image_encoder(args.checkpoint, args.config)
+    encoder, _, size = eval_image_encoder(args.checkpoint, args.config)  # the input size decides the render size
     splits = render_task_splits(task, size, synth_seed, SMOKE_SIZES if args.smoke else None, progress=not args.smoke)
-    if str(args.checkpoint) == RANDOM:
-        recalibrate_batchnorm(encoder, splits["train"])
+    calibrate_if_random(encoder, args.checkpoint, splits["train"])
     train, val, test = (split_tensors(splits[s]) for s in ("train", "val", "test"))
 
     rows, n_train = [], {}

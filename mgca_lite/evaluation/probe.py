@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from mgca_lite.data.tasks import get_task
-from mgca_lite.evaluation.downstream import fraction_key, label_subset, render_task_splits
+from mgca_lite.evaluation.downstream import (UNSEEN_SEED, calibrate_if_random, eval_image_encoder, fraction_key,
+                                             fraction_results, label_subset, render_task_splits)
 from mgca_lite.evaluation.features import extract_features
 from mgca_lite.evaluation.linear_probe import ProbeConfig, score, train_linear_probe
 
@@ -113,14 +114,12 @@ def probe_checkpoint(checkpoint, config: str = "synth_tiny", task: str = "chexpe
     BatchNorm recalibrated) in the shape every eval task writes: {"task": "probe", "dataset",
     "metric", "checkpoint", "synth_seed", "image_size", "n_train", "results": {"1"|"10"|"100":
     {"mean", "std", "seeds"}}}. `compare_encoders` is the three-way table; this is one row of it."""
-    from mgca_lite.evaluation.downstream import UNSEEN_SEED, eval_image_encoder, fraction_results
-
     synth_seed = UNSEEN_SEED if synth_seed is None else synth_seed
-    _, _, size = eval_image_encoder(checkpoint, config)  # the input size, before rendering anything
+    encoder, _, size = eval_image_encoder(checkpoint, config)  # the input size decides the render size
     suite = ProbeSuite(ProbeSuiteConfig(task=task, fractions=tuple(fractions), seeds=seeds, image_size=size,
                                         synth_seed=synth_seed, progress=progress,
                                         **{f"{k}_size": v for k, v in (sizes or {}).items()}))
-    encoder, _, _ = eval_image_encoder(checkpoint, config, calibrate_on=suite.datasets["train"])
+    calibrate_if_random(encoder, checkpoint, suite.datasets["train"])
     rows = suite.run({"encoder": lambda x: encoder(x).global_feat})
     return {"task": "probe", "dataset": task, "metric": "accuracy" if suite.spec.kind == "multiclass" else "macro AUROC",
             "checkpoint": str(checkpoint), "synth_seed": synth_seed, "image_size": size,

@@ -27,11 +27,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from mgca_lite.data.collate import collate_task
-from mgca_lite.evaluation.downstream import (SMOKE_SIZES, UNSEEN_SEED, KeepBest, eval_image_encoder, fraction_key,
+from mgca_lite.evaluation.downstream import (SMOKE_SIZES, UNSEEN_SEED, KeepBest, calibrate_if_random, eval_image_encoder, fraction_key,
                                              fraction_results, format_fraction_table, label_subset,
                                              render_task_splits)
-from mgca_lite.evaluation.features import recalibrate_batchnorm
-from mgca_lite.evaluation.loading import RANDOM
 
 DATASETS = ("siim", "rsna")
 BOX_MASK_DATASETS = ("rsna",)  # the target mask is the finding's boxes filled in
@@ -327,12 +325,9 @@ def evaluate_segmentation(checkpoint, cfg: SegmentConfig = SegmentConfig(), conf
     test truths), `n_test`, `n_test_positive`.
     """
     cfg = cfg.effective()
-    # Loaded once: the input size decides the render size, and "random"'s BatchNorm is then
-    # recalibrated on the rendered training split (what eval_image_encoder(calibrate_on=) does).
-    encoder, _, size = eval_image_encoder(checkpoint, config)
+    encoder, _, size = eval_image_encoder(checkpoint, config)  # the input size decides the render size
     splits = render_task_splits(cfg.dataset, size, cfg.synth_seed, cfg.sizes(), cfg.progress)
-    if str(checkpoint) == RANDOM:
-        recalibrate_batchnorm(encoder, splits["train"])
+    calibrate_if_random(encoder, checkpoint, splits["train"])
     train_ds = splits["train"]
     if cfg.balance:
         positive = torch.stack([train_ds[i]["target"] for i in range(len(train_ds))])[:, 0] > 0
