@@ -107,7 +107,8 @@ def ablation_main(args) -> int:
     sections = [e for e in EVALUATIONS if not args.tasks or e[1] in args.tasks.split(",")]
     progress = not args.no_progress
     results: dict = {section: {} for section, *_ in sections}
-    jobs = [(m, s) for m in METHODS for s in range(args.seeds)]
+    # seed-major: a long ablation that is stopped early still has every method at the first seeds
+    jobs = [(m, s) for s in range(args.seeds) for m in METHODS]
     for method, seed in tqdm(jobs, desc="ablation runs", disable=not progress):
         checkpoint, config = method_checkpoint(out, args.config, method, seed, args.smoke, progress)
         for section, task, datasets, _ in sections:

@@ -71,7 +71,8 @@ def _timed(steps_by_name: dict, repeats: int, device: torch.device) -> dict:
 
 def benchmark_pretrain(cfg: PretrainConfig, steps: int = 10, reference: bool = False,
                        device: torch.device | None = None) -> dict:
-    """images/s for the full step, the encoders alone and (optionally) the reference settings."""
+    """images/s for the full step, the encoders alone and (optionally) the reference settings; on CUDA
+    also the peak memory torch allocated (peak_memory_gib)."""
     device = device or pick_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
     model, tokenizer = build_model(cfg.model)
@@ -115,9 +116,13 @@ def benchmark_pretrain(cfg: PretrainConfig, steps: int = 10, reference: bool = F
     steps_by_name = {"full": full_step, "encoders": encoder_step}
     if reference:
         steps_by_name["reference"] = reference_step
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     seconds = _timed(steps_by_name, steps, device)
     batch = images.shape[0]
     result = {"device": str(device), "precision": "bf16" if bf16 else "fp32", "batch": batch}
+    if device.type == "cuda":  # the most any of the timed steps held at once (weights, grads, Adam state, activations)
+        result["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     result.update({f"{name}_img_s": batch / sec for name, sec in seconds.items()})
     result["full_over_encoders_time"] = seconds["full"] / seconds["encoders"]
     if reference:
@@ -134,6 +139,8 @@ def bench_pretrain_main(args) -> int:
     print(f"  full MGCA step    {res['full_img_s']:8.1f} images/s")
     print(f"  encoders alone    {res['encoders_img_s']:8.1f} images/s")
     print(f"  full / encoders time ratio = {res['full_over_encoders_time']:.2f} (goal <= 1.3 on CPU tiny)")
+    if "peak_memory_gib" in res:
+        print(f"  peak GPU memory   {res['peak_memory_gib']:8.1f} GiB (allocated by torch, any timed step)")
     if "reference_img_s" in res:
         print(f"  reference settings {res['reference_img_s']:7.1f} images/s (fp32, anomaly detection, loops)")
         print(f"  ours / reference speed = {res['speedup_vs_reference']:.2f}x (goal >= 3x on GPU)")
