@@ -259,7 +259,7 @@ def _write_csv_atomically(path: Path, columns: list[str], rows: list[dict]) -> N
     os.replace(tmp, path)
 
 
-def print_summary(summary: dict, out: Path, file=sys.stdout) -> None:
+def print_summary(summary: dict, out: Path, file=None) -> None:
     """The per-split counts and every skipped record, as the CLI prints them."""
     counts = ", ".join(f"{s} {n}" for s, n in summary["records"].items())
     print(f"{summary['dataset']}: wrote {sum(summary['records'].values())} records to {out} ({counts})", file=file)
