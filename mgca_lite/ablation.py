@@ -79,7 +79,7 @@ def evaluate(section: str, task: str, dataset: str, checkpoint: str, config: str
                                 progress=progress)
     args = Namespace(task=task, checkpoint=checkpoint, config=config, fractions="1,10,100", seeds=1,
                      dataset=None if dataset in ("chexpert5x200", "pretrain_test") else dataset,
-                     synth_seed=None, smoke=smoke, n=None, json=None)
+                     synth_seed=None, manifest=None, smoke=smoke, n=None, json=None)
     return evaluate_task(args)[0]
 
 

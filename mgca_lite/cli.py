@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("probe", help="linear probe of a checkpoint's frozen image encoder on a SynthCXR task")
+    p = sub.add_parser("probe", help="linear probe of a checkpoint's frozen image encoder on a SynthCXR task "
+                                     "(or a manifest's)")
     p.add_argument("checkpoint", help="a best.pt / last.pt written by pretrain, or 'random' (with --config): "
                                       "the random-init encoder and raw pixels only")
     p.add_argument("--task", default="chexpert5")
@@ -96,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--synth-seed", type=int, help="render the probe task from this SynthCXR seed (unseen data); "
                                                   "default: the checkpoint's data.seed")
+    p.add_argument("--manifest", metavar="DIR", help="probe on this manifest directory's train/val/test splits "
+                                                     "of --task instead of SynthCXR (not with --synth-seed)")
     p.add_argument("--json", metavar="OUT", help="also write the results to OUT as JSON")
     p.add_argument("--config", help="checkpoint 'random' only: the pretraining config whose encoder to build")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -146,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "per TASK: chexpert5, siim, rsna")
     p.add_argument("--synth-seed", type=int, help="SynthCXR seed of the evaluation studies "
                                                   "(grounding / prototypes default 1234, an unseen one)")
+    p.add_argument("--manifest", metavar="DIR", help="probe / finetune / segment / detect: read the --dataset "
+                                                     "task's train/val/test splits from this manifest directory "
+                                                     "(mgca_lite/data/manifest.py) instead of SynthCXR")
     p.add_argument("--smoke", action="store_true", help="a few dozen studies and one short run (seconds), for tests")
     p.add_argument("--n", type=int, help="number of test studies (grounding default 500, prototypes 1000)")
     p.add_argument("--json", metavar="OUT", help="also write the result to OUT as JSON")

@@ -74,8 +74,8 @@ def test_synth_seed_renders_other_images(checkpoint, tmp_path, monkeypatch):
     built = []
 
     class Recording(ProbeSuite):
-        def __init__(self, cfg):
-            super().__init__(cfg)
+        def __init__(self, cfg, manifest=None):
+            super().__init__(cfg, manifest)
             built.append(self)
 
     monkeypatch.setattr(compare, "ProbeSuite", Recording)

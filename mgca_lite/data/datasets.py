@@ -19,7 +19,6 @@ TaskDataset item:    image; target (see tasks.task_target); mask bool (H, W) of 
 from __future__ import annotations
 
 import json
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ from torch.utils.data import Dataset
 from .manifest import Manifest, read_manifest
 from .synth import FINDINGS, make_sample
 from .synth_case import SynthConfig
-from .tasks import _hash_uniform, get_task, task_split, task_target
+from .tasks import get_task, study_subset, task_split, task_target
 from .transforms import ImageTransform, TransformConfig, letterbox, letterbox_geometry
 
 
@@ -125,14 +124,20 @@ class ManifestSource:
         return {"image": image, "report": row["report"], "labels": row["labels"], "index": pos,
                 "masks": masks, "boxes": boxes, "drawn": drawn, "targets": targets}
 
-    def subset(self, task: str, fraction: float) -> None:
-        """Keep a fixed, nested `fraction` of the rows (keyed on study_id, like task_split)."""
-        if fraction >= 1.0:
-            return
-        keys = _hash_uniform(np.array([zlib.crc32(r["study_id"].encode()) for r in self.rows]),
-                             salt=zlib.crc32(task.encode()))
-        k = max(1, int(np.ceil(fraction * len(self.rows) - 1e-9)))
-        keep = np.sort(np.argsort(keys, kind="stable")[:k])
+    @property
+    def study_ids(self) -> list[str]:
+        """The rows' study_id, in row order (what label subsets are keyed on)."""
+        return [r["study_id"] for r in self.rows]
+
+    def subset(self, task: str, fraction: float, subset_seed: int = 0) -> None:
+        """Keep a fixed, nested `fraction` of the rows (tasks.study_subset: keyed on study_id)."""
+        self._keep(study_subset(self.study_ids, task, fraction, subset_seed))
+
+    def head(self, n: int) -> None:
+        """Keep the first n rows, in file order (--smoke's small splits of a large manifest)."""
+        self._keep(range(min(n, len(self.rows))))
+
+    def _keep(self, keep) -> None:
         self.rows = [self.rows[i] for i in keep]
         self.positions = [self.positions[i] for i in keep]
 

@@ -18,7 +18,8 @@ class MemorySource:
 
     def __init__(self, source, desc: str = "render", progress: bool = True,
                  mask_findings: tuple[str, ...] = ()):
-        self.indices = getattr(source, "indices", None)
+        self.indices = getattr(source, "indices", None)      # SynthCXR: the synthetic indices
+        self.study_ids = getattr(source, "study_ids", None)  # a manifest: the rows' study_id
         self.records = [source.record(i, mask_findings)
                         for i in tqdm(range(len(source)), desc=desc, disable=not progress, leave=False)]
 

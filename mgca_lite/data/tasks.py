@@ -19,6 +19,7 @@ split, and downstream tasks never reuse a pretraining image.
 Label subsets: every training index gets a fixed pseudo-random key from a hash of
 (task, index, subset_seed); the `fraction` subset is the ceil(fraction * n) indices with the
 smallest keys. So 1 % ⊂ 10 % ⊂ 100 %, and a subset never depends on run order or worker count.
+A manifest's training split is subset the same way by `study_subset`, keyed on its study_id.
 
 Targets of image-based tasks (rsna, siim, object_cxr, covidx) come from what is *drawn* (a finding
 counts when it has a mask or a box), as radiologists' annotations do; chexpert5 comes from the
@@ -115,6 +116,27 @@ def task_split(task: str, split: str, fraction: float = 1.0, sizes: dict[str, in
         key = _hash_uniform(idx, salt=zlib.crc32(task.encode()) + 7919 * subset_seed)
         idx = np.sort(idx[np.argsort(key, kind="stable")[:k]])
     return idx
+
+
+def study_subset(study_ids: list[str], task: str, fraction: float = 1.0, subset_seed: int = 0) -> np.ndarray:
+    """Positions int64 (n,), sorted ascending, of a manifest split's rows in its fixed `fraction`
+    label subset (the manifest counterpart of `task_split`'s subsets).
+
+    study_ids: the split's rows' study_id, in row order. Every distinct study gets a hash key of
+    (task, study_id, subset_seed), with task_split's salt; the subset is the ceil(fraction * n)
+    studies (n = distinct studies) with the smallest keys, with all their rows. So 1 % ⊂ 10 % ⊂
+    100 %, and membership depends on the study ids only, not on row order or run.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    if fraction >= 1.0:
+        return np.arange(len(study_ids), dtype=np.int64)
+    studies = sorted(set(study_ids))
+    key = _hash_uniform(np.array([zlib.crc32(s.encode()) for s in studies], np.int64),
+                        salt=zlib.crc32(task.encode()) + 7919 * subset_seed)
+    k = max(1, math.ceil(fraction * len(studies) - 1e-9))
+    kept = {studies[i] for i in np.argsort(key, kind="stable")[:k]}
+    return np.array([i for i, s in enumerate(study_ids) if s in kept], np.int64)
 
 
 def task_target(task: str, labels: dict[str, int | None], drawn: set[str],

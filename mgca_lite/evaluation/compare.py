@@ -1,4 +1,5 @@
-"""MGCA vs the same architecture at random init vs raw pixels, probed on one SynthCXR task.
+"""MGCA vs the same architecture at random init vs raw pixels, probed on one SynthCXR task (or on a
+manifest directory's splits of that task).
 
 Also `python -m mgca_lite probe CHECKPOINT`: the comparison for any checkpoint written by pretrain,
 or for `random` (with `--config`): the random-init encoder and raw pixels only.
@@ -21,7 +22,7 @@ from mgca_lite.configtools import from_dict
 from mgca_lite.data.tasks import get_task
 from mgca_lite.evaluation.features import raw_pixels, recalibrate_batchnorm
 from mgca_lite.evaluation.linear_probe import ProbeConfig
-from mgca_lite.evaluation.downstream import fraction_key
+from mgca_lite.evaluation.downstream import fraction_key, open_task_manifest
 from mgca_lite.evaluation.probe import ProbeSuite, ProbeSuiteConfig, format_table, results_json, summarize
 from mgca_lite.models.image_encoder import build_image_encoder
 from mgca_lite.evaluation.loading import load_model
@@ -45,7 +46,8 @@ class CompareConfig:
     seeds: int = 3
     synth_seed: int | None = None     # SynthCXR seed of the probe task; None = the checkpoint's data.seed.
                                       # Another seed renders studies from an unseen "hospital"
-    train_size: int | None = None     # probe task split sizes; None = the task's defaults
+    manifest: str | None = None       # a manifest directory whose train/val/test splits replace SynthCXR's
+    train_size: int | None = None     # probe task split sizes; None = the task's defaults (a manifest: all rows)
     val_size: int | None = None
     test_size: int | None = None
     pixel_pools: tuple[int, ...] = (8, 16)  # pixel baseline candidates; the best on validation is reported
@@ -58,7 +60,7 @@ class Comparison:
 
     checkpoint: str
     cfg: CompareConfig
-    synth_seed: int
+    synth_seed: int | None           # None when the task came from cfg.manifest
     image_size: int
     pixels_side: int                 # the pixel row pools to pixels_side x pixels_side
     pool_val: dict[str, float]       # {"8x8": validation score, ...} of each candidate: the choice's evidence
@@ -81,7 +83,8 @@ class Comparison:
         keys = {MGCA: "mgca", RANDOM: "random", pixels_name(self.pixels_side): "pixels"}
         n_train = {fraction_key(r["fraction"]): r["n_train"] for r in self.rows}
         return {"task": self.cfg.task, "results": results_json(self.rows, keys),
-                "metric": self.metric, "checkpoint": self.checkpoint, "synth_seed": self.synth_seed,
+                "metric": self.metric, "checkpoint": self.checkpoint, "manifest": self.cfg.manifest,
+                "synth_seed": self.synth_seed,
                 "image_size": self.image_size, "n_train": n_train, "pixels_pool": self.pixels_pool,
                 "pixels_pool_val": self.pool_val, "probe_config": dataclasses.asdict(self.cfg.probe)}
 
@@ -105,11 +108,16 @@ def choose_by_validation(rows: list[dict], names: list[str]) -> tuple[str, dict[
 
 def compare_encoders(checkpoint: str | Path, cfg: CompareConfig = CompareConfig(),
                      pretrain_cfg: PretrainConfig | None = None, progress: bool = True) -> Comparison:
-    """Probe MGCA (unless checkpoint == "random"), random init and raw pixels on `cfg.task`.
+    """Probe MGCA (unless checkpoint == "random"), random init and raw pixels on `cfg.task`
+    (SynthCXR, or the splits of `cfg.manifest`, checked before any model loads).
 
     `pretrain_cfg` is the architecture to build for "random"; a real checkpoint carries its own.
     Every encoder's features are (B, 1, H, W) images -> (B, C); see `ProbeSuite.run` for the rows.
     """
+    if cfg.manifest and cfg.synth_seed is not None:
+        raise ValueError(f"--manifest {cfg.manifest} and --synth-seed {cfg.synth_seed}: a manifest's images "
+                         "are not rendered, so give one or the other")
+    manifest = open_task_manifest(cfg.manifest, cfg.task)
     model = None
     if str(checkpoint) == RANDOM_CHECKPOINT:
         if pretrain_cfg is None:
@@ -118,10 +126,12 @@ def compare_encoders(checkpoint: str | Path, cfg: CompareConfig = CompareConfig(
         model, _, pretrain_cfg = load_model(checkpoint)  # bad input: one line naming the file
     size = pretrain_cfg.data.crop_size or pretrain_cfg.data.image_size
     synth_seed = pretrain_cfg.data.seed if cfg.synth_seed is None else cfg.synth_seed
+    if manifest is not None:
+        synth_seed = None  # nothing is rendered
     suite = ProbeSuite(ProbeSuiteConfig(task=cfg.task, fractions=tuple(cfg.fractions), seeds=cfg.seeds,
                                         image_size=size, synth_seed=synth_seed, train_size=cfg.train_size,
                                         val_size=cfg.val_size, test_size=cfg.test_size, progress=progress,
-                                        probe=cfg.probe))
+                                        probe=cfg.probe), manifest)
     # A different draw from the pretrained model's init; the image encoder is the first thing
     # build_model creates, so this equals the image encoder of a random-init MGCAModel.
     torch.manual_seed(pretrain_cfg.train.seed + 1)
@@ -146,10 +156,10 @@ def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
 
 
 def probe_main(args) -> int:
-    """`python -m mgca_lite probe CHECKPOINT|random [--synth-seed S] [--json OUT] [key=value ...]`."""
+    """`python -m mgca_lite probe CHECKPOINT|random [--synth-seed S | --manifest DIR] [--json OUT] [key=value ...]`."""
     mine, model_overrides = split_overrides(list(args.overrides or []))
     cfg = CompareConfig(task=args.task, fractions=tuple(float(f) for f in args.fractions.split(",")),
-                        seeds=args.seeds, synth_seed=args.synth_seed)
+                        seeds=args.seeds, synth_seed=args.synth_seed, manifest=args.manifest)
     cfg = from_dict(CompareConfig, apply_overrides(dataclasses.asdict(cfg), mine), where="CompareConfig")
     pretrain_cfg = None
     if args.checkpoint == RANDOM_CHECKPOINT:

@@ -1,5 +1,6 @@
-"""Detection on RSNA-like (pneumonia boxes) and Object-CXR-like (support-device boxes) SynthCXR,
-over the frozen ResNet stages 2-4 (spec §4): `python -m mgca_lite eval detect`.
+"""Detection on RSNA-like (pneumonia boxes) and Object-CXR-like (support-device boxes) SynthCXR, or
+a manifest directory's splits of those tasks (`--manifest`), over the frozen ResNet stages 2-4
+(spec §4): `python -m mgca_lite eval detect`.
 
 The detector is torchvision's RetinaNet, with our frozen encoder + a trainable FPN as its backbone.
 Why RetinaNet and not FCOS or the reference's YOLOv3 head:
@@ -41,7 +42,7 @@ from torchvision.ops import FeaturePyramidNetwork
 
 from mgca_lite.evaluation.downstream import (SMOKE_SIZES, UNSEEN_SEED, KeepBest, calibrate_if_random, eval_image_encoder,
                                              fraction_key, fraction_results, format_fraction_table, label_subset,
-                                             render_task_splits)
+                                             open_task_manifest, render_task_splits)
 
 IOU_THRESHOLDS = (0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70, 0.75)  # spec §4: IoU 0.40..0.75
 METRIC = "mAP@[0.40:0.75]"
@@ -56,7 +57,9 @@ class DetectConfig:
     fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
     seeds: int = 3                             # label subsets (and head inits) per fraction; 100 % has one
     synth_seed: int | None = None              # None = downstream.UNSEEN_SEED
-    sizes: dict | None = None                  # {split: n} overrides of the task's split sizes
+    manifest: str | None = None                # read the splits from this manifest directory instead
+    sizes: dict | None = None                  # {split: n} overrides of the task's split sizes (a manifest:
+                                               # at most the first n rows)
     fpn_channels: int = 64                     # FPN + RetinaNet head width: 256 (torchvision's) is 16x the
                                                # compute for 8 x 8 maps that need far less
     head_groups: int = 16                      # GroupNorm groups in the head (torchvision's v2 uses 32 of 256)
@@ -225,14 +228,16 @@ def evaluate_detection(checkpoint, cfg: DetectConfig = DetectConfig(), config: s
     """Test mAP of RetinaNets trained on frozen features at each label fraction, seeds per fraction.
 
     checkpoint: a pretrain checkpoint, or "random" (`config` at random init, BatchNorm recalibrated on
-    the training split). Returns {"task": "detect", "dataset", "metric", "checkpoint", "synth_seed",
+    the training split). cfg.manifest: the splits of that manifest directory instead of SynthCXR.
+    Returns {"task": "detect", "dataset", "metric", "checkpoint", "manifest", "synth_seed",
     "image_size", "n_train", "results": {"1"|"10"|"100": {"mean", "std", "seeds"}}, "config",
     "no_prediction": {fraction: share of test films with no prediction, mean over seeds}}.
     """
 
-    synth_seed = UNSEEN_SEED if cfg.synth_seed is None else cfg.synth_seed
+    manifest = open_task_manifest(cfg.manifest, cfg.dataset, "boxes")  # checked before the encoder loads
+    synth_seed = None if manifest else (UNSEEN_SEED if cfg.synth_seed is None else cfg.synth_seed)
     encoder, _, size = eval_image_encoder(checkpoint, config)  # the input size decides the render size
-    splits = render_task_splits(cfg.dataset, size, synth_seed, cfg.sizes, progress)
+    splits = render_task_splits(cfg.dataset, size, synth_seed, cfg.sizes, progress, manifest)
     calibrate_if_random(encoder, checkpoint, splits["train"])
     rows, empty, n_train = [], {}, {}
     for fraction in cfg.fractions:
@@ -244,7 +249,7 @@ def evaluate_detection(checkpoint, cfg: DetectConfig = DetectConfig(), config: s
             empty.setdefault(fraction_key(fraction), []).append(float(np.mean([len(p["boxes"]) == 0 for p in preds])))
             n_train[fraction_key(fraction)] = len(positions)
     return {"task": "detect", "dataset": cfg.dataset, "metric": METRIC, "checkpoint": str(checkpoint),
-            "synth_seed": synth_seed, "image_size": size, "n_train": n_train, "results": fraction_results(rows),
+            "manifest": cfg.manifest, "synth_seed": synth_seed, "image_size": size, "n_train": n_train, "results": fraction_results(rows),
             "config": dataclasses.asdict(cfg), "no_prediction": {k: float(np.mean(v)) for k, v in empty.items()}}
 
 
@@ -252,7 +257,7 @@ def cli_result(args) -> tuple[dict, str]:
     """`eval detect`: (result of `evaluate_detection`, its table) from the eval CLI's arguments."""
 
     cfg = DetectConfig(dataset=args.dataset or "rsna", fractions=tuple(float(f) / 100 for f in args.fractions.split(",")),
-                       seeds=args.seeds, synth_seed=args.synth_seed, smoke=args.smoke)
+                       seeds=args.seeds, synth_seed=args.synth_seed, manifest=args.manifest, smoke=args.smoke)
     result = evaluate_detection(args.checkpoint, cfg, args.config, progress=not args.smoke)
     empty = ", ".join(f"{k} % {v:.2f}" for k, v in result["no_prediction"].items())
     return result, format_fraction_table(result) + f"\nshare of test films with no prediction: {empty}"

@@ -35,8 +35,9 @@ def eval_main(args) -> int:
 
 def evaluate_task(args) -> tuple[dict, str]:
     """(result, printed table) of one task other than probe, with the CLI's flags in `args`
-    (an argparse Namespace: checkpoint, config, fractions, seeds, dataset, synth_seed, smoke, n);
-    the checkpoint is checked before any work starts."""
+    (an argparse Namespace: checkpoint, config, fractions, seeds, dataset, synth_seed, manifest,
+    smoke, n); the flags and the checkpoint are checked before any work starts."""
+    _check_manifest_flags(args)
     if args.checkpoint != "random" and not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"{args.checkpoint}: no checkpoint here")
     if args.task in TASK_MODULES:
@@ -45,6 +46,17 @@ def evaluate_task(args) -> tuple[dict, str]:
     if args.task in ("grounding", "prototypes"):
         return _grounding(args) if args.task == "grounding" else _prototypes(args)
     raise ValueError(f"eval {args.task}: unknown task (one of {', '.join(EVAL_TASKS)})")
+
+
+def _check_manifest_flags(args) -> None:
+    """--manifest applies to MANIFEST_TASKS only, and not together with --synth-seed."""
+    from mgca_lite.evaluation.downstream import MANIFEST_TASKS
+
+    if args.manifest and args.task not in MANIFEST_TASKS:
+        raise ValueError(f"eval {args.task}: --manifest applies to {', '.join(MANIFEST_TASKS)} only")
+    if args.manifest and args.synth_seed is not None:
+        raise ValueError(f"eval {args.task}: --manifest {args.manifest} and --synth-seed {args.synth_seed}: "
+                         "a manifest's images are not rendered, so give one or the other")
 
 
 def _study_config(cfg, args):
@@ -80,6 +92,8 @@ def _probe(args) -> int:
     argv = ["probe", args.checkpoint, "--task", args.dataset or "chexpert5", "--fractions", fractions, "--seeds", str(args.seeds)]
     if args.synth_seed is not None:
         argv += ["--synth-seed", str(args.synth_seed)]
+    if args.manifest:
+        argv += ["--manifest", args.manifest]
     if args.json:
         argv += ["--json", args.json]
     if args.checkpoint == "random":

@@ -1,4 +1,5 @@
-"""Full fine-tuning on a SynthCXR task: the whole image encoder and a linear head train together.
+"""Full fine-tuning on a SynthCXR task (or a manifest's): the whole image encoder and a linear head
+train together.
 
 The same splits, label subsets, metric and result shape as the linear probe (chexpert5 / rsna:
 macro AUROC; covidx: accuracy; 1 / 10 / 100 % labels, several seeds), but nothing is frozen: the
@@ -24,7 +25,7 @@ from mgca_lite.data.collate import collate_task
 from mgca_lite.data.tasks import get_task
 from mgca_lite.evaluation.downstream import (SMOKE_SIZES, KeepBest, UNSEEN_SEED, calibrate_if_random, eval_image_encoder, fraction_key,
                                              fraction_results, format_fraction_table, label_subset,
-                                             render_task_splits)
+                                             open_task_manifest, render_task_splits)
 from mgca_lite.evaluation.linear_probe import score
 
 DEFAULT_DATASET = "chexpert5"
@@ -135,19 +136,21 @@ def _metric(kind: str) -> str:
 
 def cli_result(args) -> tuple[dict, str]:
     """`eval finetune`: fine-tune `args.checkpoint`'s image encoder on `args.dataset` (default
-    chexpert5) at every fraction of `args.fractions` (percent) x `args.seeds` label subsets (one at
-    100 %). Returns (result dict of the per-fraction shape, its table)."""
+    chexpert5; SynthCXR, or the splits of the manifest directory `args.manifest`) at every fraction
+    of `args.fractions` (percent) x `args.seeds` label subsets (one at 100 %). Returns (result dict
+    of the per-fraction shape, its table)."""
     task = args.dataset or DEFAULT_DATASET
     spec = get_task(task)
     if spec.kind not in ("multilabel", "binary", "multiclass"):
         raise ValueError(f"eval finetune: {task} is not a classification task")
     kind = "multiclass" if spec.kind == "multiclass" else "multilabel"
-    synth_seed = UNSEEN_SEED if args.synth_seed is None else args.synth_seed
+    manifest = open_task_manifest(args.manifest, task)  # checked before the encoder loads
+    synth_seed = None if manifest else (UNSEEN_SEED if args.synth_seed is None else args.synth_seed)
     cfg = FinetuneConfig(max_steps=6, eval_every=3) if args.smoke else FinetuneConfig()
     fractions = [float(f) / 100 for f in args.fractions.split(",")]
 
     encoder, _, size = eval_image_encoder(args.checkpoint, args.config)  # the input size decides the render size
-    splits = render_task_splits(task, size, synth_seed, SMOKE_SIZES if args.smoke else None, progress=not args.smoke)
+    splits = render_task_splits(task, size, synth_seed, SMOKE_SIZES if args.smoke else None, not args.smoke, manifest)
     calibrate_if_random(encoder, args.checkpoint, splits["train"])
     train, val, test = (split_tensors(splits[s]) for s in ("train", "val", "test"))
 
@@ -161,7 +164,7 @@ def cli_result(args) -> tuple[dict, str]:
             rows.append({"fraction": fraction, "seed": seed, "score": test_score, "val_score": val_score})
             n_train[fraction_key(fraction)] = len(pos)
     result = {"task": "finetune", "dataset": task, "metric": _metric(kind), "checkpoint": str(args.checkpoint),
-              "synth_seed": synth_seed, "image_size": size, "n_train": n_train,
+              "manifest": args.manifest, "synth_seed": synth_seed, "image_size": size, "n_train": n_train,
               "results": fraction_results(rows),
               # the kept checks' validation scores: what any choice of settings must read (test stays unseen)
               "val_results": fraction_results([{**r, "score": r["val_score"]} for r in rows]),

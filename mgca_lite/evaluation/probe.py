@@ -4,9 +4,9 @@
     rows = suite.run({"MGCA": mgca_encode, "random init": random_encode, "raw pixels": raw_pixels})
     print(format_table(summarize(rows)))
 
-Each split is rendered once and shared by all encoders; each encoder's features are extracted once
-and every (fraction, seed) probe indexes into them. Seed s selects the s-th fixed label subset
-(`task_split(..., subset_seed=s)`) and the probe's initialisation.
+Each split is rendered (or, from a manifest, read) once and shared by all encoders; each encoder's
+features are extracted once and every (fraction, seed) probe indexes into them. Seed s selects the
+s-th fixed label subset (`downstream.label_subset`) and the probe's initialisation.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from mgca_lite.data.manifest import Manifest
 from mgca_lite.data.tasks import get_task
 from mgca_lite.evaluation.downstream import (UNSEEN_SEED, calibrate_if_random, eval_image_encoder, fraction_key,
                                              fraction_results, label_subset, render_task_splits)
@@ -29,7 +30,7 @@ class ProbeSuiteConfig:
     fractions: tuple[float, ...] = (0.01, 0.1, 1.0)  # training label fractions
     seeds: int = 3                             # label subsets / probe inits per fraction
     image_size: int = 64                       # render size; match the pretraining resolution
-    synth_seed: int = 0                        # SynthCXR seed
+    synth_seed: int | None = 0                 # SynthCXR seed (unused when the suite reads a manifest)
     train_size: int | None = None              # None = the task's default split sizes
     val_size: int | None = None
     test_size: int | None = None
@@ -38,12 +39,17 @@ class ProbeSuiteConfig:
 
 
 class ProbeSuite:
-    """Renders the task's train/val/test splits once; `run` probes any number of encoders."""
+    """Renders the task's train/val/test splits once; `run` probes any number of encoders.
 
-    def __init__(self, cfg: ProbeSuiteConfig = ProbeSuiteConfig()):
+    manifest: read the splits from this manifest (`downstream.open_task_manifest`) instead of
+    rendering SynthCXR; the split sizes then cap each split at its first rows.
+    """
+
+    def __init__(self, cfg: ProbeSuiteConfig = ProbeSuiteConfig(), manifest: Manifest | None = None):
         self.cfg, self.spec = cfg, get_task(cfg.task)
         sizes = {k: v for k, v in (("train", cfg.train_size), ("val", cfg.val_size), ("test", cfg.test_size)) if v}
-        self.datasets = render_task_splits(cfg.task, cfg.image_size, cfg.synth_seed, sizes or None, cfg.progress)
+        self.datasets = render_task_splits(cfg.task, cfg.image_size, cfg.synth_seed, sizes or None, cfg.progress,
+                                           manifest)
 
     def features(self, encode: Callable[[torch.Tensor], torch.Tensor]) -> dict:
         """{split: (features (N, C), targets)} for one encoder."""

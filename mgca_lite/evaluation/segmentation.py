@@ -1,4 +1,5 @@
-"""Segmentation on frozen image features (spec §4): `python -m mgca_lite eval segment`.
+"""Segmentation on frozen image features (spec §4): `python -m mgca_lite eval segment`, on SynthCXR
+or on a manifest directory's splits (`--manifest`).
 
 A decoder is trained on the frozen encoder's stage maps: a U-Net over ResNet stages x4 -> x3 -> x2
 -> x1 with skip connections, or a SETR-naive head over ViT patch tokens. The encoder never trains,
@@ -29,7 +30,7 @@ from torch.utils.data import DataLoader
 from mgca_lite.data.collate import collate_task
 from mgca_lite.evaluation.downstream import (SMOKE_SIZES, UNSEEN_SEED, KeepBest, calibrate_if_random, eval_image_encoder, fraction_key,
                                              fraction_results, format_fraction_table, label_subset,
-                                             render_task_splits)
+                                             open_task_manifest, render_task_splits)
 
 DATASETS = ("siim", "rsna")
 BOX_MASK_DATASETS = ("rsna",)  # the target mask is the finding's boxes filled in
@@ -49,7 +50,8 @@ class SegmentConfig:
     fractions: tuple[float, ...] = (0.01, 0.1, 1.0)  # training label fractions
     seeds: int = 3                                   # label subsets / decoder inits below 100 %
     synth_seed: int = UNSEEN_SEED                    # SynthCXR seed of every split
-    train_size: int | None = None                    # None = the task's default split sizes
+    manifest: str | None = None                      # read the splits from this manifest directory instead
+    train_size: int | None = None                    # None = the task's default split sizes (a manifest: all rows)
     val_size: int | None = None
     test_size: int | None = None
     balance: bool | None = None     # train on all positives + as many negatives; None = as the
@@ -325,8 +327,10 @@ def evaluate_segmentation(checkpoint, cfg: SegmentConfig = SegmentConfig(), conf
     test truths), `n_test`, `n_test_positive`.
     """
     cfg = cfg.effective()
+    # checked before the encoder loads; rsna's target masks are its boxes filled in
+    manifest = open_task_manifest(cfg.manifest, cfg.dataset, "boxes" if cfg.dataset in BOX_MASK_DATASETS else "masks")
     encoder, _, size = eval_image_encoder(checkpoint, config)  # the input size decides the render size
-    splits = render_task_splits(cfg.dataset, size, cfg.synth_seed, cfg.sizes(), cfg.progress)
+    splits = render_task_splits(cfg.dataset, size, cfg.synth_seed, cfg.sizes(), cfg.progress, manifest)
     calibrate_if_random(encoder, checkpoint, splits["train"])
     train_ds = splits["train"]
     if cfg.balance:
@@ -356,7 +360,7 @@ def evaluate_segmentation(checkpoint, cfg: SegmentConfig = SegmentConfig(), conf
         rows_positive.append({"fraction": fraction, "seed": seed, "score": float(dice[test_positive].mean())})
         n_train.setdefault(fraction_key(fraction), len(pos))
     return {"task": "segment", "dataset": cfg.dataset, "metric": "dice", "checkpoint": str(checkpoint),
-            "synth_seed": cfg.synth_seed, "image_size": size, "n_train": n_train,
+            "manifest": cfg.manifest, "synth_seed": None if manifest else cfg.synth_seed, "image_size": size, "n_train": n_train,
             "results": fraction_results(rows), "results_positive": fraction_results(rows_positive),
             "empty_baseline": float((~test_positive).float().mean()), "n_test": len(test.masks),
             "n_test_positive": int(test_positive.sum()), "config": dataclasses.asdict(cfg)}
@@ -376,6 +380,6 @@ def cli_result(args) -> tuple[dict, str]:
     cfg = SegmentConfig(dataset=args.dataset or "siim",
                         fractions=tuple(float(f) / 100 for f in args.fractions.split(",")),
                         seeds=args.seeds, synth_seed=UNSEEN_SEED if args.synth_seed is None else args.synth_seed,
-                        smoke=args.smoke)
+                        manifest=args.manifest, smoke=args.smoke)
     result = evaluate_segmentation(args.checkpoint, cfg, args.config)
     return result, format_segmentation(result)
