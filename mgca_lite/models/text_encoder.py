@@ -10,7 +10,7 @@ from torch import nn
 from transformers import BertConfig, BertModel
 
 from .config import TextEncoderConfig
-from .tokenizer import require_pretrained
+from .tokenizer import quiet_transformers, require_pretrained
 from .words import cls_piece_attention, merge_pieces, vocab_tables, word_strings
 
 CLINICAL_LAYERS = 6  # the reference keeps only the first 6 of Bio_ClinicalBERT's 12 layers
@@ -46,10 +46,14 @@ def build_bert(cfg: TextEncoderConfig, vocab_size: int, pad_token_id: int) -> Be
         return BertModel(config, add_pooling_layer=False)
     path = require_pretrained(cfg)
     config = BertConfig.from_pretrained(path)
-    # Layers beyond the 6th are simply not loaded (reported as unused checkpoint weights).
+    # Layers beyond the 6th are simply not loaded.
     config.num_hidden_layers = min(CLINICAL_LAYERS, config.num_hidden_layers)
-    bert = BertModel.from_pretrained(path, config=config, add_pooling_layer=False,
-                                     attn_implementation="eager")
+    with quiet_transformers():  # its per-key load report and progress bar would bury the one problem that matters
+        bert, info = BertModel.from_pretrained(path, config=config, add_pooling_layer=False,
+                                               attn_implementation="eager", output_loading_info=True)
+    if info["missing_keys"]:  # unexpected keys (the pooler, layers past the 6th) are dropped on purpose
+        raise ValueError(f"{path}: not a BERT checkpoint for this encoder: missing {len(info['missing_keys'])} "
+                         f"weight(s), e.g. {sorted(info['missing_keys'])[:3]}")
     if vocab_size > bert.config.vocab_size:
         raise ValueError(f"tokenizer has {vocab_size} ids, the checkpoint's embeddings only {bert.config.vocab_size}")
     return bert.train()  # from_pretrained returns eval mode; keep nn.Module's default (train) like tiny

@@ -19,6 +19,7 @@ from the plain vocabulary, so they are ordinary vocabulary entries, not special 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -30,6 +31,7 @@ import tokenizers
 from tokenizers import Tokenizer, normalizers, pre_tokenizers, trainers
 from tokenizers.models import WordPiece
 from transformers import AutoTokenizer, BertTokenizerFast
+from transformers.utils import logging as hf_logging
 
 from .config import TextEncoderConfig
 
@@ -145,6 +147,22 @@ def _synth_vocab(vocab_size: int, corpus_size: int, seed: int, clean: bool, root
     return pieces
 
 
+@contextlib.contextmanager
+def quiet_transformers():
+    """Within the block, transformers logs errors only and shows no progress bar (checkpoint loading
+    prints a per-key report and a bar, on stderr, that would fill every notebook cell)."""
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def require_pretrained(cfg: TextEncoderConfig) -> str:
     """cfg.pretrained, or a clear error: kind 'clinical' cannot be built without a checkpoint."""
     if not cfg.pretrained:
@@ -159,6 +177,7 @@ def load_tokenizer(cfg: TextEncoderConfig) -> BertTokenizerFast:
     if cfg.kind == "tiny":
         tokenizer = synth_tokenizer(cfg.vocab_size, clean=cfg.clean_reports)
     else:
-        tokenizer = AutoTokenizer.from_pretrained(require_pretrained(cfg))
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(require_pretrained(cfg))
     tokenizer.model_max_length = cfg.max_length
     return tokenizer
