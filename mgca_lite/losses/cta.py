@@ -36,7 +36,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-__all__ = ["cta_loss"]
+__all__ = ["cta_loss", "word_patch_attention"]
 
 # Length groups per device type: on CPU time follows FLOPs, so skipping padded words pays; on
 # accelerators small batched GEMMs are launch-bound, so one group (trimmed to the longest report).
@@ -123,6 +123,30 @@ def check_token_shapes(word_emb: torch.Tensor, patch_emb: torch.Tensor,
     if word_mask.shape != (batch, num_words):
         raise ValueError(f"word_mask {tuple(word_mask.shape)} != (B, T) {(batch, num_words)}")
     return batch, num_words
+
+
+def word_patch_attention(word_emb: torch.Tensor, patch_emb: torch.Tensor, word_mask: torch.Tensor,
+                         temperature: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """CTA's word -> patch cross-attention, on its own: what each word looks at and what it reads.
+
+    (`cta_loss` computes the same inside `_cta_block`, fused with the rest; this plain version is
+    for teaching, checks and figures.)
+    Args:
+        word_emb: (B, T, D) L2-normalised word embeddings (padded slots may hold anything).
+        patch_emb: (B, P, D) L2-normalised patch embeddings.
+        word_mask: (B, T) bool, True = real word.
+    Returns:
+        attention (B, T, P) = softmax over patches of W . P / tau, each real word's row summing to 1;
+        context (B, T, D) = normalize(attention @ P), the word's attended patch vector.
+        Both are 0 for padded words.
+    """
+    check_token_shapes(word_emb, patch_emb, word_mask)
+    valid = word_mask.bool()[:, :, None]                                 # (B, T, 1)
+    words = word_emb.masked_fill(~valid, 0.0)                            # garbage (even NaN) -> 0
+    attention = (words @ patch_emb.transpose(1, 2) / temperature).softmax(dim=2)  # (B, T, P)
+    attention = attention.masked_fill(~valid, 0.0)
+    context = torch.nn.functional.normalize(attention @ patch_emb, dim=-1)  # (B, T, D), 0 rows stay 0
+    return attention, context
 
 
 def _valid_weights(weights: torch.Tensor | None, mask: torch.Tensor,
