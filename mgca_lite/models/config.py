@@ -18,8 +18,9 @@ TEXT_KINDS = ("tiny", "clinical")
 @dataclass
 class ImageEncoderConfig:
     arch: str = "resnet_tiny"      # one of IMAGE_ARCHS; resnet_* give 3rd/4th-stage features, vit_* patch tokens
-    weights: str | None = None     # None = random init; a local state_dict file (torch.load, weights_only=True),
-                                   # or for ViT also a local Hugging Face ViTModel directory. Never downloaded.
+    weights: str | None = None     # None = random init; a local state_dict file (tensors only; torchvision ResNet
+                                   # keys, transformers ViTModel keys; every key must fit, else an error naming the
+                                   # file), or for ViT also a local Hugging Face ViTModel directory. Never downloaded.
     image_size: int = 128          # input side in pixels (sets the ViT position-embedding grid)
     width: int = 16                # resnet_tiny only: channels of stage 1; stages use w, 2w, 4w, 8w
     patch_size: int | None = None  # ViT only: patch side; None = the arch default (vit_tiny 8, vit_b16 16)

@@ -40,9 +40,50 @@ def _to_rgb(images: torch.Tensor) -> torch.Tensor:
     return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
 
 
-def _load_state_dict(path: str) -> dict:
-    """A local state_dict file, loaded safely (tensors only)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+def load_weights(module: nn.Module, path: str, ignore_prefix: str, arch: str) -> None:
+    """Load the local state_dict file `path` into `module` (all keys must fit), keys starting with
+    `ignore_prefix` (a classifier or pooler we do not build) dropped.
+
+    The file is loaded safely (tensors only). Anything that does not fit raises one ValueError
+    naming the file and what is wrong -- not a torch state_dict, keys the model needs but the file
+    lacks, keys the model does not have, or tensors of another shape -- instead of torch's
+    traceback; a missing file is a FileNotFoundError.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such weights file (model.image.weights)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - unpickling errors of every kind; re-raised with the file name
+        raise ValueError(f"{path}: not a torch state_dict file (torch.load raised {type(err).__name__})") from err
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a state_dict (parameter name -> tensor), got a {type(state).__name__}")
+    not_tensors = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:  # e.g. a training checkpoint {"model": ..., "optimizer": ...}
+        raise ValueError(f"{path}: expected a state_dict (parameter name -> tensor), but {_first(not_tensors)} "
+                         "hold no tensor; save the network's state_dict() alone")
+    state = {k: v for k, v in state.items() if not k.startswith(ignore_prefix)}
+    own = module.state_dict()
+    problems = []
+    for what, keys in (("missing", [k for k in own if k not in state]),
+                       ("unexpected", [k for k in state if k not in own])):
+        if keys:
+            problems.append(f"{len(keys)} {what} key(s) {_first(keys)}")
+    shapes = [f"{k}: file {_shape(state[k])} vs model {_shape(v)}"
+              for k, v in own.items() if k in state and state[k].shape != v.shape]
+    if shapes:
+        problems.append(f"{len(shapes)} shape mismatch(es): {_first(shapes)}")
+    if problems:
+        raise ValueError(f"{path}: these weights do not fit image arch {arch}: " + "; ".join(problems))
+    module.load_state_dict(state)
+
+
+def _shape(tensor: torch.Tensor) -> str:
+    return "x".join(map(str, tensor.shape)) or "scalar"
+
+
+def _first(items: list[str], n: int = 3) -> str:
+    """The first n items for an error message, e.g. "[a, b, c, ...]"."""
+    return "[" + ", ".join(items[:n]) + (", ..." if len(items) > n else "") + "]"
 
 
 class TinyResNet(nn.Module):
@@ -92,9 +133,9 @@ class ResNetEncoder(nn.Module):
             trunk = getattr(torchvision.models, cfg.arch)(weights=None)
             trunk.fc = nn.Identity()  # classifier unused: no parameters left idle (DDP)
         if cfg.weights:
-            # torchvision-format keys; a classifier ("fc.*") in the file is ignored.
-            state = {k: v for k, v in _load_state_dict(cfg.weights).items() if not k.startswith("fc.")}
-            trunk.load_state_dict(state)
+            # torchvision-format keys (torchvision.models.resnet50().state_dict()); a classifier
+            # ("fc.*") in the file is ignored.
+            load_weights(trunk, cfg.weights, "fc.", cfg.arch)
         if cfg.local_stride == 8:
             _drop_stride(trunk.layer3)
         self.trunk = trunk
@@ -126,6 +167,17 @@ class ResNetEncoder(nn.Module):
         )
 
 
+def _check_vit_preset(config: ViTConfig, cfg: ImageEncoderConfig) -> None:
+    """A Hugging Face ViT directory brings its own config: it must be the arch that cfg names
+    (layers, width, heads, patch), else the run would silently train another model."""
+    layers, hidden, heads, patch = VIT_PRESETS[cfg.arch]
+    want = {"num_hidden_layers": layers, "hidden_size": hidden, "num_attention_heads": heads,
+            "patch_size": cfg.patch_size or patch}
+    wrong = [f"{k} {getattr(config, k)} (not {v})" for k, v in want.items() if getattr(config, k) != v]
+    if wrong:
+        raise ValueError(f"{cfg.weights}: this ViT directory is not image arch {cfg.arch}: {', '.join(wrong)}")
+
+
 class ViTEncoder(nn.Module):
     """transformers ViTModel (vit_tiny / vit_b16) -> ImageFeatures with [CLS] -> patch attention."""
 
@@ -134,6 +186,7 @@ class ViTEncoder(nn.Module):
         if cfg.weights and os.path.isdir(cfg.weights):
             vit = ViTModel.from_pretrained(cfg.weights, add_pooling_layer=False, attn_implementation="eager")
             vit.train()  # from_pretrained returns eval mode
+            _check_vit_preset(vit.config, cfg)
         else:
             layers, hidden, heads, patch = VIT_PRESETS[cfg.arch]
             config = ViTConfig(
@@ -149,9 +202,9 @@ class ViTEncoder(nn.Module):
             )
             vit = ViTModel(config, add_pooling_layer=False)
             if cfg.weights:
-                # A ViTModel state_dict; a pooler in the file is ignored (we have none).
-                state = {k: v for k, v in _load_state_dict(cfg.weights).items() if not k.startswith("pooler.")}
-                vit.load_state_dict(state)
+                # A transformers ViTModel state_dict (ViTModel(...).state_dict()); a pooler in the
+                # file is ignored (we have none).
+                load_weights(vit, cfg.weights, "pooler.", cfg.arch)
         self.vit = vit
         self.patch_size = vit.config.patch_size
         self.local_dim = self.global_dim = vit.config.hidden_size
