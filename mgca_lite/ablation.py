@@ -94,44 +94,52 @@ def summarize(per_seed: list[dict], keep: dict | None) -> dict:
 
 
 def ablation_main(args) -> int:
-    """Pretrain every variant x seed, evaluate every method x seed on every task, write the JSON and
-    results/README.md tables."""
+    """Pretrain every variant x seed, evaluate every method x seed on every task; after each round
+    of seeds (every method at seed s), write the JSON and README.md over the seeds done so far."""
     from tqdm.auto import tqdm
-
-    from mgca_lite.ablation_report import write_readme
 
     start = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = Path(args.config).stem
     sections = [e for e in EVALUATIONS if not args.tasks or e[1] in args.tasks.split(",")]
     progress = not args.no_progress
-    results: dict = {section: {} for section, *_ in sections}
     # seed-major: a long ablation that is stopped early still has every method at the first seeds
     jobs = [(m, s) for s in range(args.seeds) for m in METHODS]
     for method, seed in tqdm(jobs, desc="ablation runs", disable=not progress):
         checkpoint, config = method_checkpoint(out, args.config, method, seed, args.smoke, progress)
         for section, task, datasets, _ in sections:
             for dataset in datasets:
-                path = out / "evals" / f"{method}_s{seed}" / f"{section}_{dataset}.json"
+                path = eval_path(out, method, seed, section, dataset)
                 if not path.is_file():  # resumable: a finished evaluation is never redone
                     result = evaluate(section, task, dataset, checkpoint, config, args.smoke, progress)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(json.dumps(result, indent=2))
-    for section, task, datasets, keep in sections:
-        for dataset in datasets:
-            results[section][dataset] = {
-                method: summarize([json.loads((out / "evals" / f"{method}_s{s}" / f"{section}_{dataset}.json").read_text())
-                                   for s in range(args.seeds)], keep)
-                for method in METHODS}
-    wall = time.perf_counter() - start
-    report = {**results, "meta": {"config": args.config, "seeds": args.seeds, "smoke": args.smoke,
-                                  "wall_s_last_invocation": round(wall), "command": _command(args)}}
-    json_path = out / f"synth_{name}.json"
+        if method == METHODS[-1]:
+            write_report(out, args, sections, seeds_done=seed + 1, wall=time.perf_counter() - start)
+    return 0
+
+
+def eval_path(out: Path, method: str, seed: int, section: str, dataset: str) -> Path:
+    """Where one method x seed's result on one task is kept: OUT/evals/METHOD_sSEED/SECTION_DATASET.json."""
+    return out / "evals" / f"{method}_s{seed}" / f"{section}_{dataset}.json"
+
+
+def write_report(out: Path, args, sections, seeds_done: int, wall: float) -> Path:
+    """OUT/synth_C.json and OUT/README.md over seeds 0 .. seeds_done-1 of every method; -> the JSON path."""
+    from mgca_lite.ablation_report import write_readme
+
+    results = {section: {dataset: {method: summarize([json.loads(eval_path(out, method, s, section, dataset).read_text())
+                                                      for s in range(seeds_done)], keep)
+                                   for method in METHODS}
+                         for dataset in datasets}
+               for section, _, datasets, keep in sections}
+    report = {**results, "meta": {"config": args.config, "seeds": seeds_done, "seeds_requested": args.seeds,
+                                  "smoke": args.smoke, "wall_s_last_invocation": round(wall), "command": _command(args)}}
+    json_path = out / f"synth_{Path(args.config).stem}.json"
     json_path.write_text(json.dumps(report, indent=2))
     write_readme(out / "README.md", report)
-    print(f"wrote {json_path} and {out / 'README.md'} ({wall:.0f} s)")
-    return 0
+    print(f"wrote {json_path} and {out / 'README.md'} over {seeds_done} of {args.seeds} seeds ({wall:.0f} s)")
+    return json_path
 
 
 def _command(args) -> str:

@@ -69,7 +69,8 @@ def write_readme(path: str | Path, report: dict) -> None:
     """Write the ablation's markdown report (`report` = the synth_C.json content)."""
     meta = report["meta"]
     lines = ["# Ablation results on SynthCXR", "",
-             f"Made by `{meta['command']}` ({meta['seeds']} pretraining seeds; last invocation "
+             f"Made by `{meta['command']}` ({meta['seeds']} of {meta.get('seeds_requested', meta['seeds'])} "
+             "pretraining seeds done; last invocation "
              f"{meta['wall_s_last_invocation']} s{', smoke mode: sizes too small to read anything into' if meta['smoke'] else ''}).",
              "Every cell is mean ± std over pretraining seeds (label subset 0 of each fraction); the "
              "paper's numbers are on real chest X-rays with ResNet-50 (Table 4: ViT-B/16): compare "

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
+from argparse import Namespace
 
 import pytest
 
-from mgca_lite.ablation import METHODS, summarize
+from mgca_lite.ablation import EVALUATIONS, METHODS, summarize, write_report
 from mgca_lite.cli import main
 
 
@@ -29,6 +30,22 @@ def test_every_method_and_seed_lands_in_the_json_and_the_readme(smoke_run):
     assert (out / "runs" / "mgca_s1" / "best.pt").is_file() and not (out / "runs" / "random_s0" / "best.pt").exists()
     readme = (out / "README.md").read_text()
     assert "ITA + CTA + CPA (MGCA)" in readme and f"{block['mgca']['nmi']['mean']:.3f}" in readme
+
+
+def test_the_report_is_written_after_every_round_of_seeds(smoke_run, tmp_path):
+    """A stopped ablation leaves a report over the seeds every method finished (seed-major order)."""
+    out, _ = smoke_run
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for method in METHODS:  # seed 0 of every method done, seed 1 of none
+        (partial / "evals" / f"{method}_s0").mkdir(parents=True)
+        (partial / "evals" / f"{method}_s0" / "prototypes_pretrain_test.json").write_text(
+            (out / "evals" / f"{method}_s0" / "prototypes_pretrain_test.json").read_text())
+    args = Namespace(config="synth_tiny", seeds=3, tasks="prototypes", smoke=True, out=str(partial))
+    report = json.loads(write_report(partial, args, [e for e in EVALUATIONS if e[1] == "prototypes"], 1, 0.0).read_text())
+    assert report["meta"]["seeds"] == 1 and report["meta"]["seeds_requested"] == 3
+    assert len(report["prototypes"]["pretrain_test"]["mgca"]["nmi"]["seeds"]) == 1
+    assert "1 of 3 pretraining seeds done" in (partial / "README.md").read_text()
 
 
 def test_the_seeds_are_different_runs(smoke_run):
