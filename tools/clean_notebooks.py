@@ -4,7 +4,8 @@ Usage: python tools/clean_notebooks.py notebooks/*.ipynb      (rewrite in place)
        python tools/clean_notebooks.py --check notebooks/*.ipynb (exit 1 if any is not clean)
 
 Kept: cell sources, outputs, cell tags (papermill's `parameters` and nbval's `nbval-ignore-output`
-live there) and the kernelspec. Execution counts are renumbered 1..n in cell order, as after a
+live there), nbgrader's cell metadata (which cells are exercises and tests: mgca_lite.assignments)
+and the kernelspec. Execution counts are renumbered 1..n in cell order, as after a
 clean top-to-bottom run (nbval rejects outputs on a cell whose count is None). Dropped: every
 other notebook/cell/output metadata field (timings, papermill bookkeeping, widget state).
 """
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 KEPT_NOTEBOOK_METADATA = ("kernelspec",)
+KEPT_CELL_METADATA = ("nbgrader", "tags")
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
 
@@ -25,8 +27,8 @@ def clean_notebook(nb: dict) -> dict:
     nb["metadata"] = {"kernelspec": KERNELSPEC}
     count = 0
     for cell in nb["cells"]:
-        tags = cell.get("metadata", {}).get("tags", [])
-        cell["metadata"] = {"tags": tags} if tags else {}
+        meta = cell.get("metadata", {})
+        cell["metadata"] = {key: meta[key] for key in KEPT_CELL_METADATA if meta.get(key)}
         cell.pop("id", None)
         if cell["cell_type"] == "code":
             # Renumbered 1..n in cell order, not removed: nbval treats a cell whose count is None
