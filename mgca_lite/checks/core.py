@@ -113,26 +113,58 @@ def _narrow(student: Any, library: Any) -> bool:
                for a, b in zip(_tensors(student), _tensors(library)))
 
 
-def evaluate(exercise: Exercise, function: Callable, cases: list[Case]) -> CheckResult:
-    """Run `function` on every case; the first case that differs from the library decides the hint."""
+@dataclass
+class Attempt:
+    """The student's function on one case: its outputs, or why there are none."""
+
+    status: str                      # "ok" | "not_implemented" | "error"
+    outputs: tuple = ()
+    error: str = ""
+
+
+def attempt(exercise: Exercise, function: Callable, case: Case) -> Attempt:
+    """Run the student's function on one case, catching whatever it raises."""
+    try:
+        return Attempt("ok", tuple(_tensors(exercise.run(function, case))))
+    except NotImplementedError:
+        return Attempt("not_implemented")
+    except Exception as error:  # a student's bug is reported, never raised at the check cell
+        return Attempt("error", error=f"{type(error).__name__}: {error}")
+
+
+def judge(exercise: Exercise, cases: list[Case], attempts: list[Attempt], function: Callable | None = None,
+          ) -> CheckResult:
+    """Compare the attempts with the library, case by case; the first that differs decides the hint.
+    Needs only the attempts' tensors, so the grader can judge, in a clean process, outputs that the
+    student's code produced in another one. `function` is what a pass hands back to the notebook."""
     worst = 0.0
-    for case in cases:
-        expected = exercise.run(exercise.library, case)
-        try:
-            got = exercise.run(function, case)
-        except NotImplementedError:
+    for case, tried in zip(cases, attempts):
+        if tried.status == "not_implemented":
             return CheckResult(exercise.name, False, math.inf, "replace `raise NotImplementedError()`"
                                " with your code", exercise.library, solved=False, failed_case=case.label)
-        except Exception as error:  # a student's bug, reported, never raised at the check cell
-            return CheckResult(exercise.name, False, math.inf,
-                               f"it raised {type(error).__name__}: {error}", exercise.library,
-                               failed_case=case.label)
-        diff = difference(got, expected)
+        if tried.status != "ok":
+            return CheckResult(exercise.name, False, math.inf, f"it raised {tried.error}",
+                               exercise.library, failed_case=case.label)
+        expected = tuple(_tensors(exercise.run(exercise.library, case)))
+        diff = difference(tried.outputs, expected)
         if diff > TOLERANCE:
-            return CheckResult(exercise.name, False, diff, _hint(exercise, case, got, expected),
+            return CheckResult(exercise.name, False, diff, _hint(exercise, case, tried.outputs, expected),
                                exercise.library, failed_case=case.label)
         worst = max(worst, diff)
-    return CheckResult(exercise.name, True, worst, "", function)
+    if len(attempts) < len(cases):
+        return CheckResult(exercise.name, False, math.inf, "no result for every case (time limit?)",
+                           exercise.library, failed_case=cases[len(attempts)].label)
+    return CheckResult(exercise.name, True, worst, "", function or exercise.library)
+
+
+def evaluate(exercise: Exercise, function: Callable, cases: list[Case]) -> CheckResult:
+    """Run `function` on every case (stopping at the first that fails to run) and judge it."""
+    attempts = []
+    for case in cases:
+        attempts.append(attempt(exercise, function, case))
+        if attempts[-1].status != "ok":
+            break
+    return judge(exercise, cases[:len(attempts)], attempts, function)
 
 
 def _hint(exercise: Exercise, case: Case, got: Any, expected: Any) -> str:
@@ -142,7 +174,7 @@ def _hint(exercise: Exercise, case: Case, got: Any, expected: Any) -> str:
                 " half precision loses digits and overflows exp()")
     for mistake in exercise.mistakes:
         try:
-            wrong = exercise.run(mistake.function, case)
+            wrong = tuple(_tensors(exercise.run(mistake.function, case)))
         except Exception:  # a wrong version may not apply to every case (e.g. B = 1)
             continue
         if difference(got, wrong) <= MISTAKE_TOLERANCE:
