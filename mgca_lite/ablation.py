@@ -106,14 +106,15 @@ def ablation_main(args) -> int:
     # seed-major: a long ablation that is stopped early still has every method at the first seeds
     jobs = [(m, s) for s in range(args.seeds) for m in METHODS]
     for method, seed in tqdm(jobs, desc="ablation runs", disable=not progress):
-        checkpoint, config = method_checkpoint(out, args.config, method, seed, args.smoke, progress)
-        for section, task, datasets, _ in sections:
-            for dataset in datasets:
-                path = eval_path(out, method, seed, section, dataset)
-                if not path.is_file():  # resumable: a finished evaluation is never redone
-                    result = evaluate(section, task, dataset, checkpoint, config, args.smoke, progress)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(json.dumps(result, indent=2))
+        todo = [(section, task, dataset) for section, task, datasets, _ in sections for dataset in datasets
+                if not eval_path(out, method, seed, section, dataset).is_file()]  # a finished evaluation is never redone
+        if todo:  # (and a run whose evaluations are all kept, e.g. committed, is not pretrained again)
+            checkpoint, config = method_checkpoint(out, args.config, method, seed, args.smoke, progress)
+        for section, task, dataset in todo:
+            result = evaluate(section, task, dataset, checkpoint, config, args.smoke, progress)
+            path = eval_path(out, method, seed, section, dataset)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(result, indent=2))
         if method == METHODS[-1]:
             write_report(out, args, sections, seeds_done=seed + 1, wall=time.perf_counter() - start)
     return 0

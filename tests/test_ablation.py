@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from argparse import Namespace
 
 import pytest
@@ -61,8 +62,10 @@ def test_a_second_invocation_redoes_only_what_is_missing(smoke_run):
     lost = out / "evals" / "mgca_s1" / "prototypes_pretrain_test.json"
     kept.write_text(kept.read_text().replace('"checkpoint"', '"kept": true, "checkpoint"'))
     lost.unlink()
+    shutil.rmtree(out / "runs" / "ita_s0")  # all of its evaluations are kept: it must not be pretrained again
     assert main(argv) == 0
     assert json.loads(kept.read_text())["kept"] is True and lost.is_file()
+    assert not (out / "runs" / "ita_s0").exists()
 
 
 def test_summarize_per_fraction_and_named_metrics():
