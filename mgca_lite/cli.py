@@ -40,7 +40,7 @@ def _bench(args) -> int:
 
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")  # one core, as the goal is stated; before numpy loads
-        from mgca_lite.data.bench import main
+        from mgca_lite.bench.synth import main
         main(["--image-size", str(args.image_size)])
         return 0
     if args.what == "losses":
@@ -49,10 +49,10 @@ def _bench(args) -> int:
         # Idle OpenMP threads sleep instead of spinning, so other processes on a shared machine
         # slow both sides of the ratio alike; set before torch loads.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        from mgca_lite.losses.bench import main
+        from mgca_lite.bench.losses import main
         main([])
         return 0
-    from mgca_lite.training.bench import bench_pretrain_main
+    from mgca_lite.bench.pretrain import bench_pretrain_main
     return bench_pretrain_main(args)
 
 

@@ -1,6 +1,6 @@
 """The loss benchmark runs (tiny shapes, one repeat): a smoke test, not a timing test."""
 
-from mgca_lite.losses.bench import benchmark_losses, main
+from mgca_lite.bench.losses import benchmark_losses, main
 
 
 def test_benchmark_runs_and_prints_the_ratio(capsys):

@@ -4,9 +4,9 @@
 import torch
 import torch.nn.functional as F
 
+from mgca_lite.bench.reference_transcription import (reference_cpa, reference_cta,
+                                                     reference_importance, reference_ita)
 from mgca_lite.losses import cpa_loss, cta_loss, ita_loss, token_importance
-from mgca_lite.losses.reference_transcription import (reference_cpa, reference_cta,
-                                                      reference_importance, reference_ita)
 
 
 def _emb(*shape, seed=0):

@@ -7,5 +7,4 @@ Import from the modules (this package imports nothing, so `mgca_lite.data.synth`
 - `manifest`    the on-disk format (export_synth, read_manifest)
 - `datasets`    PairedDataset, TaskDataset (SynthCXR on the fly or a manifest), build_image_cache
 - `transforms`  normalisation and crops;  `collate`  PairCollator, collate_task
-- `bench`       rendering speed
 """

@@ -1,6 +1,6 @@
 """Loss speed benchmark: our three losses vs a transcription of the reference arithmetic.
 
-    python -m mgca_lite.losses.bench [--threads 2] [--repeats 7] [--groups N] [--device cuda]
+    python -m mgca_lite.bench.losses [--threads 2] [--repeats 7] [--groups N] [--device cuda]
 
 Both sides get the same seeded inputs at ViT-B shapes (B=72, T=111, P=196, D=128, K=500) and
 run forward + backward of ITA + CTA + CPA including the importance-weight clipping of the raw
@@ -8,7 +8,8 @@ word and patch attention. Runs alternate (ours, reference, ours, ...) so that lo
 processes hits both alike; the median of each is reported, and the ratio ours / reference
 (goal <= 0.7). A benchmark, not a timed test: the numbers depend on the machine, and on a
 shared machine on the load from other processes (many small multi-threaded ops stall when a
-core is busy elsewhere). `--groups` overrides CTA's number of report-length groups (see cta.py).
+core is busy elsewhere). `--groups` overrides CTA's number of report-length groups (see
+`losses/cta.py`).
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import time
 import torch
 import torch.nn.functional as F
 
-from . import cta as cta_module
-from .cpa import cpa_loss
-from .cta import cta_loss
-from .importance import token_importance
-from .ita import ita_loss
+from mgca_lite.losses import cta as cta_module
+from mgca_lite.losses.cpa import cpa_loss
+from mgca_lite.losses.cta import cta_loss
+from mgca_lite.losses.importance import token_importance
+from mgca_lite.losses.ita import ita_loss
+
 from .reference_transcription import reference_cpa, reference_cta, reference_ita
 
 __all__ = ["benchmark_losses", "main"]

@@ -1,9 +1,9 @@
 """BENCHMARK / TEACHING BASELINE ONLY — never used in training.
 
 A transcription of the *arithmetic* of the reference implementation (HKU-MedAI/MGCA,
-`mgca_module.py`, ViT-B setting, one GPU), written for `bench.py` to time side by side with our
-losses and for notebooks to show where the two differ. It keeps the reference's costs and
-quirks on purpose:
+`mgca_module.py`, ViT-B setting, one GPU), written for `losses.py` and `pretrain.py` to time
+side by side with our losses, and for the parity tests and notebooks to show where the two
+differ. It keeps the reference's costs and quirks on purpose:
 
 - importance weights: a Python loop over the batch, two `torch.quantile` calls per sample and
   side; words are "valid" where their weight is non-zero;

@@ -7,7 +7,7 @@ Three measurements on one fixed batch (so data loading is not measured), each th
             implementation pays; full / encoders is the overhead of heads and the three losses;
 - reference (`--reference`): the same model in the reference code's settings — float32, global
             anomaly detection, and the reference loss arithmetic (per-sample quantile loops, the
-            similarity computed twice; `losses/reference_transcription.py`).
+            similarity computed twice; `bench/reference_transcription.py`).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import time
 import torch
 
 from mgca_lite.losses.mgca_loss import MGCALoss
-from mgca_lite.losses.reference_transcription import reference_cpa, reference_cta, reference_ita
+from mgca_lite.bench.reference_transcription import reference_cpa, reference_cta, reference_ita
 from mgca_lite.models.mgca import build_model
 from mgca_lite.training.config import PretrainConfig, load_config
 from mgca_lite.training.ddp import pick_device

@@ -1,6 +1,6 @@
 """Speed benchmark of SynthCXR rendering (a ratio to report, never a timed test).
 
-    python -m mgca_lite.data.bench --n 1000 --image-size 128
+    python -m mgca_lite.bench.synth --n 1000 --image-size 128
     SynthCXR render: 812 samples/s at 128 px on 1 thread (goal >= 500)
 
 Rendering is numpy only and runs on one core; the benchmark pins BLAS / OpenMP to one thread
@@ -22,7 +22,7 @@ def benchmark_synth(n: int = 1000, image_size: int = 128, seed: int = 0) -> dict
 
     Returns {"samples_per_s", "cpu_samples_per_s", "n", "image_size", "ms_per_sample"}.
     """
-    from .synth import make_sample
+    from mgca_lite.data.synth import make_sample
 
     make_sample(0, seed, image_size)  # builds the anatomy / noise caches for this size
     wall, cpu = time.perf_counter(), time.process_time()
