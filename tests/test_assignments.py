@@ -52,6 +52,14 @@ def test_master_scores_full_marks():
     assert report["exercises"][0]["passed"] and report["manual"][0]["grade_id"] == "investigate_03"
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in EXERCISES.glob("[0-9][0-9]_*.ipynb")
+                                        if p.name != ITA_MASTER.name))
+def test_every_other_master_scores_full_marks(name):
+    report = grade(MASTERS / name)
+    assert report["exercises"] and all(e["passed"] for e in report["exercises"]), report["exercises"]
+    assert report["score"] == report["max_score"]
+
+
 def test_unsolved_exercise_scores_zero_with_its_hint(tmp_path):
     report = grade(EXERCISES / ITA_MASTER.name)
     (ita,) = report["exercises"]
