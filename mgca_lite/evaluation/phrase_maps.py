@@ -21,6 +21,7 @@ import torch
 
 from mgca_lite.data.synth import make_sample
 from mgca_lite.data.transforms import normalize
+from mgca_lite.losses.cta import word_patch_attention
 from mgca_lite.models.words import merge_pieces, vocab_tables
 
 
@@ -86,7 +87,7 @@ def phrase_maps(model, tokenizer, cfg, indices, synth_seed: int, clean: bool,
         enc = tokenizer(list(texts), padding="longest", truncation=True,
                         max_length=cfg.model.text.max_length, return_tensors="pt")  # as PairCollator
         emb = model(torch.stack([normalize(s.image) for s in samples]), enc["input_ids"], enc["attention_mask"])
-        attn = (emb.word_emb @ emb.patch_emb.transpose(1, 2) / tau).softmax(dim=2)  # (b, T, P)
+        attn, _ = word_patch_attention(emb.word_emb, emb.patch_emb, emb.word_mask, tau)  # (b, T, P)
         grid = math.isqrt(attn.shape[2])
         if grid * grid != attn.shape[2]:
             raise ValueError(f"{attn.shape[2]} patches do not form a square grid")
