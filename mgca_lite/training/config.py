@@ -167,3 +167,40 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Pretra
 def config_from_json(text: str) -> PretrainConfig:
     """Inverse of `PretrainConfig.to_json` (used when loading checkpoints)."""
     return from_dict(PretrainConfig, json.loads(text))
+
+
+# Fields that change how a run is logged or saved, or where it runs, never what it learns: a run
+# may be resumed or read back under other values of these.
+BOOKKEEPING_FIELDS = frozenset({"name", "train.log_every", "train.save_every", "train.tensorboard", "train.device"})
+# The budget: `pretrain --resume --max-steps N` may extend (or shorten) a run it continues.
+BUDGET_FIELDS = frozenset({"train.max_steps", "train.max_epochs", "train.early_stop_patience"})
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def require_same_run_config(run_dir: str | Path, cfg: PretrainConfig, allowed: frozenset = frozenset()) -> None:
+    """Raise ValueError when `run_dir/config.json` (written when that run started) differs from `cfg`
+    in a field that changes what is learned (other than those in `allowed`, e.g. BUDGET_FIELDS),
+    naming every such field; nothing to compare without config.json. Fields a run's config lacks
+    (it predates them) count at their defaults."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        return
+    try:
+        stored = _flatten(config_from_json(path.read_text()).to_dict())
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: not a config this version can read ({err})") from err
+    wanted = _flatten(cfg.to_dict())
+    diffs = [f"{k}: the run has {stored.get(k)!r}, asked for {wanted.get(k)!r}"
+             for k in sorted(stored.keys() | wanted.keys()) if k not in BOOKKEEPING_FIELDS | allowed and stored.get(k) != wanted.get(k)]
+    if diffs:
+        raise ValueError(f"{path}: this run was trained with another config ({'; '.join(diffs)}). "
+                         "Delete the folder to train this config, or choose another output directory.")

@@ -10,12 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from mgca_lite.training.checkpoint import load_checkpoint, run_is_finished
+from mgca_lite.training.config import require_same_run_config
 from mgca_lite.training.reference import REFERENCE_PATH
 
 
 def pretrain_or_resume(cfg, run_dir: str | Path, progress: bool = True, quiet: bool = False) -> dict:
     """Train `cfg` into `run_dir`, resuming from `last.pt` when an earlier run left one; a finished
-    run is only read back (its datasets are never rendered).
+    run is only read back (its datasets are never rendered). A run in `run_dir` trained with another
+    config raises ValueError naming the differing fields (never read back as if it were this one).
 
     Returns {"step", "epoch", "best_val", "stopped_early", "action"}, action one of "loaded",
     "resumed", "trained".
@@ -23,6 +25,7 @@ def pretrain_or_resume(cfg, run_dir: str | Path, progress: bool = True, quiet: b
     from mgca_lite.training.trainer import Trainer  # lazy: importing the trainer pulls in the data stack
 
     run_dir = Path(run_dir)
+    require_same_run_config(run_dir, cfg)
     if run_is_finished(run_dir):
         ckpt = load_checkpoint(run_dir / "last.pt")
         if not quiet:

@@ -22,7 +22,7 @@ from mgca_lite.losses.mgca_loss import MGCALoss
 from mgca_lite.models.mgca import build_model
 from mgca_lite.models.tokenizer import tokenizer_from_pieces, tokenizer_pieces
 from mgca_lite.training.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
-from mgca_lite.training.config import PretrainConfig, config_from_json
+from mgca_lite.training.config import BUDGET_FIELDS, PretrainConfig, config_from_json, require_same_run_config
 from mgca_lite.training.data import build_pretrain_datasets
 from mgca_lite.training.ddp import barrier, init_distributed
 from mgca_lite.training.metrics import MetricsLogger
@@ -52,6 +52,8 @@ class Trainer:
             if last.exists() and not resume:
                 raise FileExistsError(f"{self.dir} already holds a run (last.pt); pass --resume to continue "
                                       "it or choose another --output-dir")
+            if resume:
+                require_same_run_config(self.dir, cfg, BUDGET_FIELDS)  # before config.json is rewritten below
             self.dir.mkdir(parents=True, exist_ok=True)
             (self.dir / "config.json").write_text(cfg.to_json())
 
