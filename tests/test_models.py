@@ -246,6 +246,20 @@ def test_word_weights_do_not_depend_on_attention_dropout(tokenizer):
     assert not with_drop.word_weights.requires_grad  # importance weights carry no gradient
 
 
+def test_report_feature_is_cls_or_the_mean_over_real_pieces(tokenizer):
+    _, ids, mask = _batch(tokenizer)
+    torch.manual_seed(0)
+    cls = TextEncoder(_tiny_cfg().text, tokenizer).eval()
+    mean = TextEncoder(_tiny_cfg(report_pooling="mean").text, tokenizer).eval()
+    mean.load_state_dict(cls.state_dict())                      # the same BERT, pooled two ways
+    hidden = cls.bert(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, L, C)
+    torch.testing.assert_close(cls(ids, mask).report_feat, hidden[:, 0])
+    by_hand = torch.stack([hidden[b, mask[b].bool()].mean(0) for b in range(len(ids))])  # padding left out
+    torch.testing.assert_close(mean(ids, mask).report_feat, by_hand)
+    with pytest.raises(ValueError, match="report_pooling"):
+        TextEncoderConfig(report_pooling="max")
+
+
 def test_text_encoder_rejects_too_long_inputs(tokenizer):
     enc = TextEncoder(_tiny_cfg().text, tokenizer)
     with pytest.raises(ValueError, match="max_length"):

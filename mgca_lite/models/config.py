@@ -53,10 +53,15 @@ class TextEncoderConfig:
     clean_reports: bool = True       # spec §3 caption cleaning (data/captions.py) of the reports the model reads
                                      # and, for tiny, of the tokenizer's corpus; False = the raw report text, kept
                                      # for the ablation in docs/experiments.md
+    report_pooling: str = "cls"      # the report feature: "cls" = [CLS]'s last hidden state (the paper); "mean" =
+                                     # the mean over real pieces, an experiment for BERTs trained from scratch,
+                                     # whose [CLS] hardly varies between reports at first (docs/experiments.md)
 
     def __post_init__(self):
         if self.kind not in TEXT_KINDS:
             raise ValueError(f"text kind {self.kind!r} is not one of {TEXT_KINDS}")
+        if self.report_pooling not in ("cls", "mean"):
+            raise ValueError(f"report_pooling must be 'cls' or 'mean', not {self.report_pooling!r}")
 
 
 @dataclass

@@ -18,7 +18,7 @@ CLINICAL_LAYERS = 6  # the reference keeps only the first 6 of Bio_ClinicalBERT'
 
 @dataclass
 class TextFeatures:
-    report_feat: torch.Tensor   # (B, C) last hidden state of [CLS]
+    report_feat: torch.Tensor   # (B, C) last hidden state of [CLS] (or the mean over pieces: cfg.report_pooling)
     word_feat: torch.Tensor     # (B, T, C) word vectors (sum of their pieces), zeros after the last word
     word_mask: torch.Tensor     # (B, T) bool, True = real word
     word_weights: torch.Tensor  # (B, T) [CLS] -> word attention, sums to 1 over real words, 0 elsewhere (no grad)
@@ -99,8 +99,13 @@ class TextEncoder(nn.Module):
             hidden, piece_attn, input_ids, attention_mask, self.is_continuation, self.is_special
         )
         words = word_strings(input_ids, word_index, self.pieces, self.is_continuation) if return_words else None
+        if self.cfg.report_pooling == "mean":
+            keep = attention_mask.unsqueeze(-1).to(hidden.dtype)                      # (B, L, 1)
+            report_feat = (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1)   # (B, C)
+        else:
+            report_feat = hidden[:, 0]                                                # (B, C) [CLS]
         return TextFeatures(
-            report_feat=hidden[:, 0],  # (B, C) [CLS]
+            report_feat=report_feat,
             word_feat=word_feat,
             word_mask=word_mask,
             word_weights=word_weights,
