@@ -38,7 +38,7 @@ lab: $(STAMP)
 course: $(STAMP)
 	mkdir -p build/course
 	for nb in notebooks/[0-9][0-9]_*.ipynb; do \
-	  $(PY) -m papermill -k python3 "$$nb" "build/course/$$(basename $$nb)" || exit 1; \
+	  $(PY) -m papermill -k python3 --cwd notebooks "$$nb" "build/course/$$(basename $$nb)" || exit 1; \
 	done
 
 bench: $(STAMP)
