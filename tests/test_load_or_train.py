@@ -29,7 +29,6 @@ def test_course_checkpoint_prefers_a_finished_run_then_the_reference(tmp_path):
         course_checkpoint(tmp_path / "no_run", tmp_path / "absent.pt")
 
 
-
 def test_a_run_of_another_config_is_never_read_back_or_resumed_as_this_one(tmp_path):
     import json
 
@@ -39,8 +38,16 @@ def test_a_run_of_another_config_is_never_read_back_or_resumed_as_this_one(tmp_p
     other = tiny_config("train.max_steps=2", "loss.cta_warmup_steps=5")
     with pytest.raises(ValueError, match=r"config\.json.*loss\.cta_warmup_steps: the run has 0, asked for 5"):
         pretrain_or_resume(other, tmp_path, progress=False)
-    with pytest.raises(ValueError, match="loss.cta_warmup_steps"):
+    written = (tmp_path / "config.json").read_text()
+    with pytest.raises(ValueError, match=r"last\.pt.*loss\.cta_warmup_steps"):
         Trainer(other, tmp_path, resume=True, progress=False)
+    with pytest.raises(ValueError, match=r"model\.embed_dim: the run has \d+, asked for 24"):
+        Trainer(tiny_config("train.max_steps=2", "loss.cta_warmup_steps=0", "model.embed_dim=24"), tmp_path,
+                resume=True, progress=False)
+    assert (tmp_path / "config.json").read_text() == written  # refused before the run's config is rewritten
+    # --resume may change the budget
+    Trainer(tiny_config("train.max_steps=3", "loss.cta_warmup_steps=0"), tmp_path, resume=True, progress=False)
+    (tmp_path / "config.json").write_text(written)
     # only bookkeeping differs (how often it logs): read back
     assert pretrain_or_resume(tiny_config("train.max_steps=2", "loss.cta_warmup_steps=0", "train.log_every=7"),
                               tmp_path, progress=False, quiet=True)["action"] == "loaded"

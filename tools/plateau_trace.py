@@ -15,10 +15,11 @@ import sys
 import tempfile
 
 import torch
-from mgca_lite.training.config import load_config
-from mgca_lite.training.trainer import Trainer
+
 from mgca_lite.data.collate import PairCollator
 from mgca_lite.losses.ita import ita_loss
+from mgca_lite.training.config import load_config
+from mgca_lite.training.trainer import Trainer
 
 
 name, steps, overrides = sys.argv[1], int(sys.argv[2]), sys.argv[3:]

@@ -18,7 +18,8 @@ def plot_seed_strips(results: dict, metric: str, names: dict | None = None, base
     pad = 0.1 * (max(values) - min(values) + 1e-3)
     low, high = min(values + ([baseline] if baseline is not None else [])) - pad, max(values) + pad
     fig, axes = plt.subplots(1, len(fractions), figsize=(width, width * 0.36), sharey=True, layout="constrained")
-    for ax, fraction in zip(np.atleast_1d(axes), fractions):
+    axes = np.atleast_1d(axes)  # one fraction: a single Axes
+    for ax, fraction in zip(axes, fractions):
         for x, method in enumerate(methods):
             seeds = results[method][fraction]["seeds"]
             jitter = np.linspace(-0.12, 0.12, len(seeds)) if len(seeds) > 1 else np.zeros(1)
@@ -31,7 +32,7 @@ def plot_seed_strips(results: dict, metric: str, names: dict | None = None, base
         ax.set_title(f"{fraction} % labels")
         ax.set_ylim(low, high)
         ax.grid(axis="y", alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel(metric)
+    axes[0].set_ylabel(metric)
     if baseline is not None and baseline_label:
-        np.atleast_1d(axes)[0].legend(fontsize=8, loc="upper left")
+        axes[0].legend(fontsize=8, loc="upper left")
     return fig

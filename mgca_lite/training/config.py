@@ -186,21 +186,27 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return out
 
 
-def require_same_run_config(run_dir: str | Path, cfg: PretrainConfig, allowed: frozenset = frozenset()) -> None:
-    """Raise ValueError when `run_dir/config.json` (written when that run started) differs from `cfg`
-    in a field that changes what is learned (other than those in `allowed`, e.g. BUDGET_FIELDS),
-    naming every such field; nothing to compare without config.json. Fields a run's config lacks
-    (it predates them) count at their defaults."""
+def require_same_config(stored: PretrainConfig, cfg: PretrainConfig, where: str | Path,
+                        allowed: frozenset = frozenset()) -> None:
+    """Raise ValueError naming `where` and every field, bookkeeping and `allowed` ones aside (e.g.
+    BUDGET_FIELDS), in which the config a run was trained with (`stored`) differs from `cfg`."""
+    ignored = BOOKKEEPING_FIELDS | allowed
+    old, new = _flatten(stored.to_dict()), _flatten(cfg.to_dict())
+    diffs = [f"{k}: the run has {old.get(k)!r}, asked for {new.get(k)!r}"
+             for k in sorted(old.keys() | new.keys()) if k not in ignored and old.get(k) != new.get(k)]
+    if diffs:
+        raise ValueError(f"{where}: this run was trained with another config ({'; '.join(diffs)}). "
+                         "Delete the folder to train this config, or choose another output directory.")
+
+
+def require_same_run_config(run_dir: str | Path, cfg: PretrainConfig) -> None:
+    """`require_same_config` against `run_dir/config.json` (written when that run started); nothing to
+    compare without it. Fields a run's config lacks (it predates them) count at their defaults."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         return
     try:
-        stored = _flatten(config_from_json(path.read_text()).to_dict())
+        stored = config_from_json(path.read_text())
     except (ValueError, TypeError) as err:
         raise ValueError(f"{path}: not a config this version can read ({err})") from err
-    wanted = _flatten(cfg.to_dict())
-    diffs = [f"{k}: the run has {stored.get(k)!r}, asked for {wanted.get(k)!r}"
-             for k in sorted(stored.keys() | wanted.keys()) if k not in BOOKKEEPING_FIELDS | allowed and stored.get(k) != wanted.get(k)]
-    if diffs:
-        raise ValueError(f"{path}: this run was trained with another config ({'; '.join(diffs)}). "
-                         "Delete the folder to train this config, or choose another output directory.")
+    require_same_config(stored, cfg, path)

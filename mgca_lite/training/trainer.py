@@ -22,7 +22,7 @@ from mgca_lite.losses.mgca_loss import MGCALoss
 from mgca_lite.models.mgca import build_model
 from mgca_lite.models.tokenizer import tokenizer_from_pieces, tokenizer_pieces
 from mgca_lite.training.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
-from mgca_lite.training.config import BUDGET_FIELDS, PretrainConfig, config_from_json, require_same_run_config
+from mgca_lite.training.config import BUDGET_FIELDS, PretrainConfig, config_from_json, require_same_config
 from mgca_lite.training.data import build_pretrain_datasets
 from mgca_lite.training.ddp import barrier, init_distributed
 from mgca_lite.training.metrics import MetricsLogger
@@ -48,16 +48,16 @@ class Trainer:
         self.device = self.dist.device
         self.progress = progress and self.dist.is_main
         last = self.dir / "last.pt"
+        ckpt = load_checkpoint(last, map_location=self.device) if resume else None
+        if ckpt is not None:  # before config.json is rewritten or a film rendered; --resume may change the budget
+            require_same_config(config_from_json(ckpt["config"]), cfg, last, BUDGET_FIELDS)
         if self.dist.is_main:
             if last.exists() and not resume:
                 raise FileExistsError(f"{self.dir} already holds a run (last.pt); pass --resume to continue "
                                       "it or choose another --output-dir")
-            if resume:
-                require_same_run_config(self.dir, cfg, BUDGET_FIELDS)  # before config.json is rewritten below
             self.dir.mkdir(parents=True, exist_ok=True)
             (self.dir / "config.json").write_text(cfg.to_json())
 
-        ckpt = load_checkpoint(last, map_location=self.device) if resume else None
         torch.manual_seed(cfg.train.seed)
         # A resumed run keeps the vocabulary it was trained with (see models.tokenizer_from_pieces).
         saved_tokenizer = tokenizer_from_pieces(ckpt["vocab"]) if ckpt is not None else None
@@ -118,10 +118,6 @@ class Trainer:
         return wrapped
 
     def _restore(self, ckpt: dict) -> None:
-        saved = config_from_json(ckpt["config"])
-        if saved.model != self.cfg.model or saved.loss != self.cfg.loss:
-            raise ValueError(f"{self.dir / 'last.pt'}: its model/loss config differs from the one given; "
-                             "resume with the run's own config.json")
         self.module.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
