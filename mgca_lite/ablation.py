@@ -4,8 +4,9 @@ with pretraining seeds, evaluated on every downstream task.
 Variants (the paper's rows): ITA alone (ConVIRT-like), ITA+CTA, ITA+CPA and ITA+CTA+CPA (MGCA),
 each pretrained with `--seeds` seeds (train.seed = 0, 1, ...), plus the same architecture at random
 init as a baseline. Every method x seed is evaluated on every task of `EVALUATIONS`; each result
-is kept in `OUT/evals/METHOD_sSEED/SECTION_DATASET.json`, and each run in `OUT/runs/`, so a killed
-ablation continues where it stopped. Results over seeds go to `OUT/synth_C.json`:
+is kept in `OUT/evals/METHOD_sSEED/SECTION_DATASET.json` beside the config it was made with
+(`config.json`), and each run in `OUT/runs/`, so a killed ablation continues where it stopped, and a
+kept result made with another config is refused, not mixed in. Results over seeds go to `OUT/synth_C.json`:
 
     {SECTION: {DATASET: {METHOD: {"1"|"10"|"100" (per-fraction tasks) or a metric name:
                                   {"mean", "std", "seeds": [one value per pretraining seed]}}}}}
@@ -51,12 +52,12 @@ def pretrain_config(config: str, method: str, seed: int, smoke: bool):
     return load_config(config, [*VARIANTS.get(method, []), f"train.seed={seed}", *(SMOKE_PRETRAIN if smoke else [])])
 
 
-def method_checkpoint(out: Path, config: str, method: str, seed: int, smoke: bool, progress: bool) -> tuple[str, str]:
-    """(checkpoint, config) to evaluate: a pretrained run's best.pt (trained or resumed here), or for
-    "random" the word "random" with a config file holding this seed (so each seed is another draw)."""
+def method_checkpoint(out: Path, config: str, method: str, seed: int, cfg, progress: bool) -> tuple[str, str]:
+    """(checkpoint, config) to evaluate: a pretrained run's best.pt (trained or resumed here, with `cfg`
+    from `pretrain_config`), or for "random" the word "random" with a config file holding this seed
+    (so each seed is another draw)."""
     from mgca_lite.training.load_or_train import pretrain_or_resume
 
-    cfg = pretrain_config(config, method, seed, smoke)
     run_dir = out / "runs" / f"{method}_s{seed}"
     if method == "random":
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -105,24 +106,46 @@ def ablation_main(args) -> int:
     progress = not args.no_progress
     # seed-major: a long ablation that is stopped early still has every method at the first seeds
     jobs = [(m, s) for s in range(args.seeds) for m in METHODS]
+    configs = {job: pretrain_config(args.config, *job, args.smoke) for job in jobs}
+    for (method, seed), cfg in configs.items():  # every kept result checked before the first run starts
+        require_kept_evals_match(eval_dir(out, method, seed), cfg)
     for method, seed in tqdm(jobs, desc="ablation runs", disable=not progress):
+        cfg = configs[(method, seed)]
         todo = [(section, task, dataset) for section, task, datasets, _ in sections for dataset in datasets
                 if not eval_path(out, method, seed, section, dataset).is_file()]  # a finished evaluation is never redone
         if todo:  # (and a run whose evaluations are all kept, e.g. committed, is not pretrained again)
-            checkpoint, config = method_checkpoint(out, args.config, method, seed, args.smoke, progress)
+            checkpoint, config = method_checkpoint(out, args.config, method, seed, cfg, progress)
+            eval_dir(out, method, seed).mkdir(parents=True, exist_ok=True)
+            (eval_dir(out, method, seed) / "config.json").write_text(cfg.to_json())
         for section, task, dataset in todo:
             result = evaluate(section, task, dataset, checkpoint, config, args.smoke, progress)
-            path = eval_path(out, method, seed, section, dataset)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(result, indent=2))
+            eval_path(out, method, seed, section, dataset).write_text(json.dumps(result, indent=2))
         if method == METHODS[-1]:
             write_report(out, args, sections, seeds_done=seed + 1, wall=time.perf_counter() - start)
     return 0
 
 
+def require_kept_evals_match(folder: Path, cfg) -> None:
+    """Raise ValueError naming the file if `folder` (OUT/evals/METHOD_sSEED) holds results made with a
+    config other than `cfg`, or results with no config.json beside them (which config made them is unknown)."""
+    from mgca_lite.training.config import config_from_json, require_same_config
+
+    stored = folder / "config.json"
+    if stored.is_file():
+        require_same_config(config_from_json(stored.read_text()), cfg, stored)
+    elif folder.is_dir() and any(folder.glob("*.json")):
+        raise ValueError(f"{folder}: holds evaluations but no config.json, so the config that made them is "
+                         "unknown. Delete the folder to evaluate this config, or choose another --out.")
+
+
+def eval_dir(out: Path, method: str, seed: int) -> Path:
+    """Where one method x seed's results and their config.json are kept: OUT/evals/METHOD_sSEED."""
+    return out / "evals" / f"{method}_s{seed}"
+
+
 def eval_path(out: Path, method: str, seed: int, section: str, dataset: str) -> Path:
     """Where one method x seed's result on one task is kept: OUT/evals/METHOD_sSEED/SECTION_DATASET.json."""
-    return out / "evals" / f"{method}_s{seed}" / f"{section}_{dataset}.json"
+    return eval_dir(out, method, seed) / f"{section}_{dataset}.json"
 
 
 def write_report(out: Path, args, sections, seeds_done: int, wall: float) -> Path:

@@ -74,3 +74,24 @@ def test_summarize_per_fraction_and_named_metrics():
     assert s["1"] == {"mean": pytest.approx(0.6), "std": pytest.approx(0.1), "seeds": [0.5, 0.7]} and s["100"]["std"] == 0
     s = summarize([{"nmi": {"value": 0.2}}, {"nmi": {"value": 0.4}}], {"nmi": ("nmi", "value")})
     assert s["nmi"]["mean"] == pytest.approx(0.3)
+
+
+def test_kept_results_made_with_another_config_are_refused_before_any_run(smoke_run, tmp_path, capsys):
+    """A kept evaluation is only reused when the config.json beside it matches the run asked for."""
+    out, argv = smoke_run
+    stored = json.loads((out / "evals" / "mgca_s0" / "config.json").read_text())
+    assert stored["loss"]["use_cta"] is True and stored["train"]["seed"] == 0
+    changed = tmp_path / "changed"
+    shutil.copytree(out / "evals", changed / "evals")
+    stored["model"]["text"]["report_pooling"] = "cls" if stored["model"]["text"]["report_pooling"] == "mean" else "mean"
+    (changed / "evals" / "mgca_s0" / "config.json").write_text(json.dumps(stored))
+    (changed / "evals" / "mgca_s1" / "prototypes_pretrain_test.json").unlink()  # work that a reuse would start
+    argv = [*argv[:-3], "--out", str(changed), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "mgca_s0/config.json" in err and "model.text.report_pooling" in err
+    assert not (changed / "runs").exists()  # refused before any pretraining
+    shutil.copy(out / "evals" / "mgca_s0" / "config.json", changed / "evals" / "mgca_s0" / "config.json")
+    (changed / "evals" / "ita_s1" / "config.json").unlink()
+    assert main(argv) == 2
+    assert "ita_s1: holds evaluations but no config.json" in capsys.readouterr().err
