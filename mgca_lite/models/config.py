@@ -54,8 +54,9 @@ class TextEncoderConfig:
                                      # and, for tiny, of the tokenizer's corpus; False = the raw report text, kept
                                      # for the ablation in docs/experiments.md
     report_pooling: str = "cls"      # the report feature: "cls" = [CLS]'s last hidden state (the paper); "mean" =
-                                     # the mean over real pieces, an experiment for BERTs trained from scratch,
-                                     # whose [CLS] hardly varies between reports at first (docs/experiments.md)
+                                     # the mean over real pieces ([CLS] and [SEP] included), for BERTs trained
+                                     # from scratch, whose [CLS] hardly varies between reports at first
+                                     # (synth_tiny uses it; docs/experiments.md)
 
     def __post_init__(self):
         if self.kind not in TEXT_KINDS:
