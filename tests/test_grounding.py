@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mgca_lite.evaluation.grounding import (
-    ScoreConfig, bootstrap_ci, cell_coverage, cnr, contrast_to_noise, miou, pointing_game,
+    ScoreConfig, bootstrap_ci, cell_coverage, cnr, contrast_to_noise, miou, peak_cells, pointing_game,
     random_map_chance, score_phrases, shuffled_partners, upsample,
 )
 
@@ -147,6 +147,27 @@ def test_shuffled_partners_take_another_study_with_the_same_finding():
     assert partner[0] == partner[1]  # two mentions in one study borrow the same mask
 
 
+def test_peak_cells_counts_border_peaks_against_where_the_masks_are():
+    # 4 maps on a 4x4 grid: three peak on border cells (two on (0, 0)), one on the interior cell (1, 2)
+    maps = torch.cat([peak_map(0, 0), peak_map(0, 0), peak_map(3, 1), peak_map(1, 2)])
+    # masks: each exactly one interior cell, except the last, which covers cells (1, 2) and (1, 3)
+    masks = torch.cat([cell_mask(1, 1), cell_mask(2, 2), cell_mask(2, 1), cell_mask(1, 2) | cell_mask(1, 3)])
+    s = peak_cells(maps, masks)
+    assert s["on_border"] == 0.75 and s["border_cells"] == 12 / 16
+    assert s["on_border_if_on_mask"] == pytest.approx((0 + 0 + 0 + 0.5) / 4)  # only (1, 3) of the last is border
+    assert s["top_cell"] == [0, 0] and s["top_cell_share"] == 0.5
+    assert s["entropy_bits"] == pytest.approx(-(0.5 * math.log2(0.5) + 2 * 0.25 * math.log2(0.25)))  # 1.5 bits
+    assert s["max_entropy_bits"] == 4.0
+
+
+def test_peak_cells_entropy_is_maximal_when_every_cell_peaks_once():
+    cells = [(r, c) for r in range(GRID) for c in range(GRID)]
+    maps = torch.cat([peak_map(r, c) for r, c in cells])
+    masks = torch.cat([cell_mask(r, c, inset=1) for r, c in cells])
+    s = peak_cells(maps, masks)
+    assert s["entropy_bits"] == pytest.approx(4.0) and s["on_border"] == s["on_border_if_on_mask"] == 0.75
+
+
 def test_score_phrases_has_the_contract_shape_and_separates_good_maps_from_the_control():
     cells = [(r, c) for r in range(GRID) for c in range(GRID)]
     maps = torch.cat([peak_map(r, c) for r, c in cells])  # every phrase points at its own mask
@@ -234,8 +255,9 @@ def test_eval_grounding_cli_writes_the_result_contract(tiny_run, tmp_path, capsy
         for metric in ("pointing_game", "cnr", "miou"):
             assert set(block[metric]) >= {"value", "chance", "ci"}
     assert sum(b["n_phrases"] for b in result["per_finding"].values()) == result["n_phrases"]
+    assert set(result["peaks"]) >= {"on_border", "border_cells", "on_border_if_on_mask", "top_cell"}
     table = capsys.readouterr().out
-    assert "pointing game" in table and "control" in table
+    assert "pointing game" in table and "control" in table and "peaks on the grid's border" in table
 
 
 def test_eval_grounding_of_a_random_init_model(tmp_path):

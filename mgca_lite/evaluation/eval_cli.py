@@ -130,6 +130,12 @@ def format_grounding(result: dict) -> str:
     for finding, block in result["per_finding"].items():
         cells = "".join(f"{block[k]['value']:>16.3f} ({block[k]['chance']:.3f})" for _, k in metrics)
         lines.append(f"{finding:<18}{block['n_phrases']:>5}{cells}")
+    if "peaks" in result:  # results written before peak_cells existed lack it
+        p = result["peaks"]
+        lines += ["", f"peaks on the grid's border {p['on_border']:.2f} (border cells {p['border_cells']:.2f}; if every "
+                  f"map peaked on its mask {p['on_border_if_on_mask']:.2f}); most frequent peak cell "
+                  f"{tuple(p['top_cell'])}: {p['top_cell_share']:.2f} of peaks; peak entropy "
+                  f"{p['entropy_bits']:.2f} of {p['max_entropy_bits']:.2f} bits"]
     return "\n".join(lines)
 
 

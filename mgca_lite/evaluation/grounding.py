@@ -23,6 +23,7 @@ still tile the film exactly.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,6 +64,33 @@ def pointing_game(maps: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor
     peak = maps == maps.amax(dim=(1, 2), keepdim=True)                  # (N, h, w) every tied maximum
     hits = (peak & touches).flatten(1).any(dim=1).float()               # (N,)
     return hits, touches.flatten(1).float().mean(dim=1)
+
+
+def peak_cells(maps: torch.Tensor, masks: torch.Tensor) -> dict:
+    """Where the maps peak, to tell a map that reads the film from one that reads position.
+
+    maps (N, h, w), masks (N, H, W) bool -> {"on_border": share of maps whose (first) maximal cell
+    lies in the grid's outer ring, "border_cells": the ring's share of all cells, "on_border_if_on_mask":
+    the same share if every map peaked on a cell its mask touches (uniformly among them),
+    "top_cell": [row, col] of the most frequent peak cell, "top_cell_share": its share of the peaks,
+    "entropy_bits": entropy of the peak cells (log2(h*w) when spread evenly, 0 when all on one cell),
+    "max_entropy_bits": log2(h*w)}. Zero padding makes border cells distinct whatever the film
+    shows, so maps peaking there far more often than the masks reach them encode position.
+    """
+    n, h, w = maps.shape
+    border = torch.ones(h, w, dtype=torch.bool)
+    border[1:-1, 1:-1] = False
+    border = border.flatten()                                                    # (h*w,)
+    peaks = maps.flatten(1).argmax(dim=1)                                        # (N,)
+    counts = torch.bincount(peaks, minlength=h * w).double()                     # (h*w,)
+    share = counts[counts > 0] / n
+    touches = (cell_coverage(masks, (h, w)) > 0).flatten(1).double()             # (N, h*w)
+    top = int(counts.argmax())
+    return {"on_border": float(border[peaks].double().mean()),
+            "border_cells": float(border.double().mean()),
+            "on_border_if_on_mask": float(((touches * border).sum(1) / touches.sum(1)).mean()),
+            "top_cell": [top // w, top % w], "top_cell_share": float(counts[top] / n),
+            "entropy_bits": float(-(share * share.log2()).sum()), "max_entropy_bits": math.log2(h * w)}
 
 
 def contrast_to_noise(values: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -228,7 +256,7 @@ class GroundingConfig:
 
 def evaluate_grounding(checkpoint, cfg: GroundingConfig | None = None, config: str = "synth_tiny") -> dict:
     """Grounding of a checkpoint's CTA attention (or "random": `config` at random init) on unseen
-    SynthCXR studies: `score_phrases` plus "skipped" (phrases not scored, by reason), "grid",
+    SynthCXR studies: `score_phrases` plus "peaks" (`peak_cells`), "skipped" (phrases not scored, by reason), "grid",
     "film", "n_studies", "checkpoint", "synth_seed", "clean_reports"."""
     from mgca_lite.data.tasks import task_split
     from mgca_lite.evaluation.loading import load_model, reads_clean_reports
@@ -242,7 +270,8 @@ def evaluate_grounding(checkpoint, cfg: GroundingConfig | None = None, config: s
     if not phrases.findings:
         raise ValueError(f"no scorable finding phrase in {cfg.n_studies} studies (skipped: {dict(phrases.skipped)})")
     result = score_phrases(phrases.maps, phrases.masks, phrases.findings, phrases.studies, cfg.score)
-    result.update(skipped=dict(phrases.skipped), grid=list(phrases.maps.shape[1:]),
+    result.update(peaks=peak_cells(phrases.maps, phrases.masks),
+                  skipped=dict(phrases.skipped), grid=list(phrases.maps.shape[1:]),
                   film=list(phrases.masks.shape[1:]), n_studies=len(indices), checkpoint=str(checkpoint),
                   synth_seed=cfg.synth_seed, clean_reports=clean)
     return result
