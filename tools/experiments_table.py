@@ -1,6 +1,8 @@
 """Print the docs/experiments.md table from the rows that tools/run_experiment.sh wrote.
 
-    .venv/bin/python tools/experiments_table.py runs/exp/base runs/exp/wide ...   (default: every runs/exp/*/row.json)
+    .venv/bin/python tools/experiments_table.py results/experiments/crop ...   (default: every results/experiments/*/row.json)
+
+tools/run_experiment.sh keeps each run's row.json, config.json and metrics.csv in results/experiments/NAME.
 """
 from __future__ import annotations
 
@@ -26,19 +28,21 @@ def row(run: Path) -> str:
     seconds, steps = pretrain_seconds(run)
     pg, cnr = ground["pointing_game"], ground["cnr"]
     pur, nmi = proto["purity"], proto["nmi"]
+    peaks = ground.get("peaks")  # rows measured before peak_cells existed lack it
+    ring = f"{peaks['on_border']:.2f} ({peaks['on_border_if_on_mask']:.2f})" if peaks else "-"
     return (f"| {r['name']} | `{r['overrides'] or '-'}` | {steps} | {seconds / 60:.1f} | {fmt('mgca')} | {fmt('random')} | "
             f"{fmt('pixels')} ({r['probe'].get('pixels_pool', '?')}) | {pg['value']:.2f} ({pg['chance']:.2f}) | "
-            f"{cnr['value']:.2f} ({cnr['chance']:.2f}) | {pur['value']:.2f} ({pur['shuffled']:.2f}) | "
+            f"{cnr['value']:.2f} ({cnr['chance']:.2f}) | {ring} | {pur['value']:.2f} ({pur['shuffled']:.2f}) | "
             f"{nmi['value']:.3f} ({nmi['shuffled']:.3f}) | {proto['usage']['used']} | "
             f"{mism['matched']:.3f} / {mism['mismatched']:.3f} |")
 
 
 HEADER = ("| run | overrides | steps | pretrain min | MGCA 1 / 10 / 100 % | random init | raw pixels | "
-          "pointing game (chance) | CNR (chance) | purity (shuffled) | NMI (shuffled) | prototypes used | "
-          "CTA matched / mismatched |\n|" + "---|" * 13)
+          "pointing game (chance) | CNR (chance) | peaks on the grid's border (if on the mask) | purity (shuffled) | NMI (shuffled) | prototypes used | "
+          "CTA matched / mismatched |\n|" + "---|" * 14)
 
 if __name__ == "__main__":
-    runs = [Path(p) for p in sys.argv[1:]] or sorted(p.parent for p in Path("runs/exp").glob("*/row.json"))
+    runs = [Path(p) for p in sys.argv[1:]] or sorted(p.parent for p in Path("results/experiments").glob("*/row.json"))
     print(HEADER)
     for run in runs:
         print(row(run))

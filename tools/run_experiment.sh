@@ -2,7 +2,8 @@
 # One row of docs/experiments.md: pretrain a config with overrides, then measure it on SynthCXR
 # studies rendered from an unseen seed (probe, grounding, prototypes). Resumes an interrupted run.
 #   bash tools/run_experiment.sh NAME CONFIG [key=value ...]
-# Writes runs/exp/NAME/{best.pt,metrics.csv,probe.json,grounding.json,prototypes.json,row.json}.
+# Writes runs/exp/NAME/{best.pt,metrics.csv,probe.json,grounding.json,prototypes.json,row.json} and keeps
+# the measurements (row.json, config.json, metrics.csv) in results/experiments/NAME, which is committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1; config=$2; shift 2
@@ -25,6 +26,8 @@ d, config, train_s, overrides = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 row = {"name": d.name, "config": config, "overrides": overrides, "wall_s_this_invocation": train_s}
 for part in ("probe", "grounding", "prototypes", "cta_mismatch"):
     row[part] = json.loads((d / f"{part}.json").read_text())
-(d / "row.json").write_text(json.dumps(row, indent=2))
+(d / "row.json").write_text(json.dumps(row, indent=2) + "\n")
 print(json.dumps({k: row[k] for k in ("name", "overrides", "wall_s_this_invocation")}))
 PY
+mkdir -p "results/experiments/$name"
+cp "$dir/row.json" "$dir/config.json" "$dir/metrics.csv" "results/experiments/$name/"
