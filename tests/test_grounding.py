@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from mgca_lite.evaluation.grounding import (
-    ScoreConfig, bootstrap_ci, cell_coverage, cnr, contrast_to_noise, miou, peak_cells, pointing_game,
-    random_map_chance, score_phrases, shuffled_partners, upsample,
+    ScoreConfig, bootstrap_ci, cell_coverage, cnr, contrast_to_noise, location_priors, miou, peak_cells,
+    pointing_game, prior_scores, random_map_chance, score_phrases, shuffled_partners, upsample,
 )
 
 GRID, FILM = 4, 64
@@ -168,6 +168,30 @@ def test_peak_cells_entropy_is_maximal_when_every_cell_peaks_once():
     assert s["entropy_bits"] == pytest.approx(4.0) and s["on_border"] == s["on_border_if_on_mask"] == 0.75
 
 
+def test_location_prior_is_the_share_of_training_masks_touching_each_cell():
+    studies = [{"cardiomegaly": cell_mask(1, 1)[0]},
+               {"cardiomegaly": (cell_mask(1, 1) | cell_mask(1, 2))[0], "nodule": cell_mask(3, 3, inset=2)[0]},
+               {}]                                                     # a study with no finding
+    priors = location_priors(studies, (GRID, GRID))
+    assert set(priors) == {"cardiomegaly", "nodule"}
+    expected = torch.zeros(GRID, GRID)
+    expected[1, 1], expected[1, 2] = 1.0, 0.5
+    torch.testing.assert_close(priors["cardiomegaly"], expected)
+    assert priors["nodule"][3, 3] == 1.0 and priors["nodule"].sum() == 1.0
+
+
+def test_prior_scores_score_the_same_map_for_every_film():
+    priors = {"cardiomegaly": peak_map(1, 1)[0] * 0.9 + 0.01}
+    masks = torch.cat([cell_mask(1, 1, inset=1), cell_mask(2, 2, inset=1), cell_mask(0, 3, inset=1)])
+    result = prior_scores(priors, masks, ["cardiomegaly", "cardiomegaly", "nodule"])
+    # (1, 1) hits, (2, 2) misses; nodule has no prior: a flat map, whose tied maximum touches the mask
+    assert result["pointing_game"]["value"] == pytest.approx(2 / 3)
+    assert result["per_finding"]["cardiomegaly"]["pointing_game"]["value"] == 0.5
+    maps = torch.stack([priors["cardiomegaly"], priors["cardiomegaly"]])
+    assert result["per_finding"]["cardiomegaly"]["cnr"]["value"] == pytest.approx(float(cnr(maps, masks[:2]).mean()))
+    assert set(result) == {"pointing_game", "cnr", "miou", "per_finding"}
+
+
 def test_score_phrases_has_the_contract_shape_and_separates_good_maps_from_the_control():
     cells = [(r, c) for r in range(GRID) for c in range(GRID)]
     maps = torch.cat([peak_map(r, c) for r, c in cells])  # every phrase points at its own mask
@@ -256,8 +280,11 @@ def test_eval_grounding_cli_writes_the_result_contract(tiny_run, tmp_path, capsy
             assert set(block[metric]) >= {"value", "chance", "ci"}
     assert sum(b["n_phrases"] for b in result["per_finding"].values()) == result["n_phrases"]
     assert set(result["peaks"]) >= {"on_border", "border_cells", "on_border_if_on_mask", "top_cell"}
+    assert set(result["prior"]["per_finding"]) <= set(result["per_finding"]) and result["n_prior_studies"] == 2000
+    assert 0.0 <= result["prior"]["pointing_game"]["value"] <= 1.0
     table = capsys.readouterr().out
     assert "pointing game" in table and "control" in table and "peaks on the grid's border" in table
+    assert "location prior" in table
 
 
 def test_eval_grounding_of_a_random_init_model(tmp_path):

@@ -30,15 +30,17 @@ def row(run: Path) -> str:
     pur, nmi = proto["purity"], proto["nmi"]
     peaks = ground.get("peaks")  # rows measured before peak_cells existed lack it
     ring = f"{peaks['on_border']:.2f} ({peaks['on_border_if_on_mask']:.2f})" if peaks else "-"
+    prior = ground.get("prior")  # the location prior: a map that ignores the film (absent in older rows)
+    pg_prior, cnr_prior = (f"; prior {prior['pointing_game']['value']:.2f}", f"; prior {prior['cnr']['value']:.2f}") if prior else ("", "")
     return (f"| {r['name']} | `{r['overrides'] or '-'}` | {steps} | {seconds / 60:.1f} | {fmt('mgca')} | {fmt('random')} | "
-            f"{fmt('pixels')} ({r['probe'].get('pixels_pool', '?')}) | {pg['value']:.2f} ({pg['chance']:.2f}) | "
-            f"{cnr['value']:.2f} ({cnr['chance']:.2f}) | {ring} | {pur['value']:.2f} ({pur['shuffled']:.2f}) | "
+            f"{fmt('pixels')} ({r['probe'].get('pixels_pool', '?')}) | {pg['value']:.2f} ({pg['chance']:.2f}{pg_prior}) | "
+            f"{cnr['value']:.2f} ({cnr['chance']:.2f}{cnr_prior}) | {ring} | {pur['value']:.2f} ({pur['shuffled']:.2f}) | "
             f"{nmi['value']:.3f} ({nmi['shuffled']:.3f}) | {proto['usage']['used']} | "
             f"{mism['matched']:.3f} / {mism['mismatched']:.3f} |")
 
 
 HEADER = ("| run | overrides | steps | pretrain min | MGCA 1 / 10 / 100 % | random init | raw pixels | "
-          "pointing game (chance) | CNR (chance) | peaks on the grid's border (if on the mask) | purity (shuffled) | NMI (shuffled) | prototypes used | "
+          "pointing game (chance; location prior) | CNR (chance; location prior) | peaks on the grid's border (if on the mask) | purity (shuffled) | NMI (shuffled) | prototypes used | "
           "CTA matched / mismatched |\n|" + "---|" * 14)
 
 if __name__ == "__main__":

@@ -71,7 +71,10 @@ def _study_config(cfg, args):
 def _grounding(args) -> tuple[dict, str]:
     from mgca_lite.evaluation.grounding import GroundingConfig, evaluate_grounding
 
-    result = evaluate_grounding(args.checkpoint, _study_config(GroundingConfig(), args), args.config)
+    cfg = _study_config(GroundingConfig(), args)
+    if args.smoke:
+        cfg.n_prior_studies = 4 * cfg.n_studies  # seconds, like the rest of --smoke
+    result = evaluate_grounding(args.checkpoint, cfg, args.config)
     return result, format_grounding(result)
 
 
@@ -124,8 +127,13 @@ def format_grounding(result: dict) -> str:
         b, c = result[key], control[key]
         lines.append(f"{label:<15}{b['value']:>7.3f}  {_ci(b):<17}{b['chance']:>7.3f}  "
                      f"{'[{:.3f}, {:.3f}]'.format(*b['chance_ci']):<17}{c['value']:>8.3f}")
-    lines += ["control: the same maps scored against another study's mask of the same finding "
-              f"({control['n_phrases']} phrases)", "",
+    lines.append("control: the same maps scored against another study's mask of the same finding "
+                 f"({control['n_phrases']} phrases)")
+    if "prior" in result:  # results written before the location prior existed lack it
+        prior = result["prior"]
+        lines.append(f"location prior (where {result['n_prior_studies']} training masks of each finding lie; the "
+                     "same map for every film): " + ", ".join(f"{label} {prior[key]['value']:.3f}" for label, key in metrics))
+    lines += ["",
               f"{'finding':<18}{'n':>5}" + "".join(f"{label + ' (chance)':>24}" for label, _ in metrics)]
     for finding, block in result["per_finding"].items():
         cells = "".join(f"{block[k]['value']:>16.3f} ({block[k]['chance']:.3f})" for _, k in metrics)

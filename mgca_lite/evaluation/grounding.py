@@ -245,18 +245,60 @@ def score_phrases(maps: torch.Tensor, masks: torch.Tensor, findings: list[str], 
     return result
 
 
+def location_priors(masks: list[dict], grid: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """The location prior of each finding: {finding: float (h, w)}, the share of the given studies'
+    masks of that finding that touch each cell. masks: one {finding: mask (H, W) bool} per study,
+    holding its positive findings only. The prior is the same map for every film: whatever it scores
+    comes from where a finding usually lies, not from the film."""
+    found: dict[str, list[torch.Tensor]] = {}
+    for study in masks:
+        for finding, mask in study.items():
+            found.setdefault(finding, []).append(torch.as_tensor(mask, dtype=torch.bool))
+    return {f: (cell_coverage(torch.stack(m), grid) > 0).float().mean(dim=0) for f, m in sorted(found.items())}
+
+
+def prior_scores(priors: dict[str, torch.Tensor], masks: torch.Tensor, findings: list[str]) -> dict:
+    """Pointing game, CNR and mIoU of the location prior as each phrase's map: masks (N, H, W),
+    findings (N,) -> {"pointing_game" | "cnr" | "miou": {"value"}, "per_finding": {finding: the same}}.
+    A finding without a prior (no training mask) falls back to a flat map, which ties everywhere."""
+    h, w = next(iter(priors.values())).shape
+    maps = torch.stack([priors.get(f, torch.full((h, w), 1.0 / (h * w))) for f in findings])  # (N, h, w)
+    values = {"pointing_game": pointing_game(maps, masks)[0], "cnr": cnr(maps, masks), "miou": miou(maps, masks)}
+    names = np.asarray(findings)
+    out: dict = {k: {"value": float(v.mean())} for k, v in values.items()}
+    out["per_finding"] = {f: {k: {"value": float(v[torch.from_numpy(names == f)].mean())} for k, v in values.items()}
+                          for f in sorted(set(findings))}
+    return out
+
+
+def synth_positive_masks(indices, synth_seed: int, size: int) -> list[dict]:
+    """{finding: mask (H, W) bool} of each SynthCXR study's positive (label 1) findings with a mask
+    that is neither empty nor the whole film, for make_sample(i, synth_seed, size), i in indices."""
+    from mgca_lite.data.synth import make_sample
+
+    out = []
+    for i in indices:
+        sample = make_sample(int(i), synth_seed, size)
+        out.append({f: m for f, m in sample.masks.items()
+                    if sample.labels.get(f) == 1 and m is not None and m.any() and not m.all()})
+    return out
+
+
 @dataclass
 class GroundingConfig:
     n_studies: int = 500     # pretraining-test studies; ~2.3 scorable finding phrases each (measured
                              # on SynthCXR at 64 px), so >= 1,000 phrases
     synth_seed: int = 1234   # SynthCXR seed of those studies: not a training seed
+    n_prior_studies: int = 2000  # pretraining-train studies (same seed) whose masks give the location prior
     batch_size: int = 32     # studies per forward pass
     score: ScoreConfig = field(default_factory=ScoreConfig)
 
 
 def evaluate_grounding(checkpoint, cfg: GroundingConfig | None = None, config: str = "synth_tiny") -> dict:
     """Grounding of a checkpoint's CTA attention (or "random": `config` at random init) on unseen
-    SynthCXR studies: `score_phrases` plus "peaks" (`peak_cells`), "skipped" (phrases not scored, by reason), "grid",
+    SynthCXR studies: `score_phrases` plus "prior" (`prior_scores` of the location prior from
+    `n_prior_studies` training studies of the same seed: a map that ignores the film), "peaks"
+    (`peak_cells`), "skipped" (phrases not scored, by reason), "grid",
     "film", "n_studies", "checkpoint", "synth_seed", "clean_reports"."""
     from mgca_lite.data.tasks import task_split
     from mgca_lite.evaluation.loading import load_model, reads_clean_reports
@@ -270,7 +312,11 @@ def evaluate_grounding(checkpoint, cfg: GroundingConfig | None = None, config: s
     if not phrases.findings:
         raise ValueError(f"no scorable finding phrase in {cfg.n_studies} studies (skipped: {dict(phrases.skipped)})")
     result = score_phrases(phrases.maps, phrases.masks, phrases.findings, phrases.studies, cfg.score)
-    result.update(peaks=peak_cells(phrases.maps, phrases.masks),
+    grid = tuple(phrases.maps.shape[1:])
+    train = task_split("pretrain", "train", sizes={"train": cfg.n_prior_studies})
+    priors = location_priors(synth_positive_masks(train, cfg.synth_seed, phrases.masks.shape[1]), grid)
+    result.update(prior=prior_scores(priors, phrases.masks, phrases.findings), n_prior_studies=len(train),
+                  peaks=peak_cells(phrases.maps, phrases.masks),
                   skipped=dict(phrases.skipped), grid=list(phrases.maps.shape[1:]),
                   film=list(phrases.masks.shape[1:]), n_studies=len(indices), checkpoint=str(checkpoint),
                   synth_seed=cfg.synth_seed, clean_reports=clean)
