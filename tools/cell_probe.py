@@ -27,7 +27,8 @@ from sklearn.linear_model import LogisticRegression
 from mgca_lite.data.synth import make_sample
 from mgca_lite.data.tasks import task_split
 from mgca_lite.data.transforms import normalize
-from mgca_lite.evaluation.grounding import cell_coverage, cnr, location_priors, pointing_game, shuffled_partners
+from mgca_lite.evaluation.grounding import (cell_coverage, cnr, location_priors, pointing_game, positive_masks,
+                                           shuffled_partners)
 from mgca_lite.evaluation.loading import load_model
 
 
@@ -39,8 +40,7 @@ def cells_and_masks(model, indices, seed: int, size: int):
         samples = [make_sample(int(i), seed, size) for i in indices[start:start + 64]]
         img = model.image_encoder(torch.stack([normalize(s.image) for s in samples]))
         embs.append(F.normalize(model.image_local_head(img.local_feat), dim=-1))
-        masks += [{f: torch.from_numpy(m) for f, m in s.masks.items()
-                   if s.labels.get(f) == 1 and m is not None and m.any() and not m.all()} for s in samples]
+        masks += [{f: torch.from_numpy(m) for f, m in positive_masks(s).items()} for s in samples]
     return torch.cat(embs), masks
 
 

@@ -271,17 +271,18 @@ def prior_scores(priors: dict[str, torch.Tensor], masks: torch.Tensor, findings:
     return out
 
 
+def positive_masks(sample) -> dict:
+    """{finding: mask (H, W) bool} of a SynthCXR sample's positive (label 1) findings whose mask is
+    neither empty nor the whole film: the findings a phrase map can be scored on."""
+    return {f: m for f, m in sample.masks.items()
+            if sample.labels.get(f) == 1 and m is not None and m.any() and not m.all()}
+
+
 def synth_positive_masks(indices, synth_seed: int, size: int) -> list[dict]:
-    """{finding: mask (H, W) bool} of each SynthCXR study's positive (label 1) findings with a mask
-    that is neither empty nor the whole film, for make_sample(i, synth_seed, size), i in indices."""
+    """`positive_masks` of make_sample(i, synth_seed, size) for each i in indices."""
     from mgca_lite.data.synth import make_sample
 
-    out = []
-    for i in indices:
-        sample = make_sample(int(i), synth_seed, size)
-        out.append({f: m for f, m in sample.masks.items()
-                    if sample.labels.get(f) == 1 and m is not None and m.any() and not m.all()})
-    return out
+    return [positive_masks(make_sample(int(i), synth_seed, size)) for i in indices]
 
 
 @dataclass
