@@ -17,6 +17,12 @@ field reports them, each beside the score of a map that knows nothing (its chanc
 CNR and mIoU chance: the same statistic for maps drawn i.i.d. uniform per cell (seeded), averaged
 over several draws. It is not 0: against a small mask, noise alone gives a random map some contrast.
 
+Two stricter references beside chance: the shuffled-mask control (the same maps against another
+study's mask of the same finding) and the location prior (one fixed map per finding, where its
+training masks lie). On SynthCXR findings sit where anatomy puts them, so the prior alone scores a
+pointing game near 0.6: a map that grounds must beat both. `peak_cells` says where maps peak
+instead (e.g. on the grid's border, which zero padding makes distinct).
+
 A cell (r, c) covers film rows [r*H/h, (r+1)*H/h) and columns [c*W/w, (c+1)*W/w), so pixel y lies in
 cell row floor(y*h/H). When H is not a multiple of h the cells differ by one pixel in size but
 still tile the film exactly.
@@ -318,7 +324,7 @@ def evaluate_grounding(checkpoint, cfg: GroundingConfig | None = None, config: s
     priors = location_priors(synth_positive_masks(train, cfg.synth_seed, phrases.masks.shape[1]), grid)
     result.update(prior=prior_scores(priors, phrases.masks, phrases.findings), n_prior_studies=len(train),
                   peaks=peak_cells(phrases.maps, phrases.masks),
-                  skipped=dict(phrases.skipped), grid=list(phrases.maps.shape[1:]),
+                  skipped=dict(phrases.skipped), grid=list(grid),
                   film=list(phrases.masks.shape[1:]), n_studies=len(indices), checkpoint=str(checkpoint),
                   synth_seed=cfg.synth_seed, clean_reports=clean)
     return result
