@@ -52,6 +52,14 @@ def test_schedule_warms_up_linearly_then_follows_cosine_to_the_floor():
     assert all(a <= b for a, b in zip(lrs[:40], lrs[1:41])) and all(a >= b for a, b in zip(lrs[40:], lrs[41:]))
 
 
+def test_max_steps_overrides_the_epoch_budget(tmp_path):
+    # 6 batches per epoch and max_epochs 1: max_steps 9 must still run all 9 steps (2 epochs), as its
+    # LR schedule spans 9; it once stopped after the first epoch, mid-schedule
+    cfg = tiny_config("train.max_steps=9", "train.max_epochs=1")
+    summary = Trainer(cfg, tmp_path, progress=False).fit()
+    assert summary["step"] == 9 and summary["epoch"] == 1
+    assert run_is_finished(tmp_path)
+
 def test_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one(tmp_path):
     cfg = tiny_config("train.max_steps=8", "train.max_epochs=100")
     straight = Trainer(cfg, tmp_path / "straight", progress=False)

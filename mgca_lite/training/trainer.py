@@ -133,9 +133,14 @@ class Trainer:
             "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best_val": self.best_val,
             "bad_epochs": self.bad_epochs, "stopped_early": self.stopped_early, "config": self.cfg.to_json(),
             "vocab": tokenizer_pieces(self.tokenizer), "total_steps": self.total_steps,
-            "finished": self.stopped_early or self.step >= self.total_steps
-            or self.epoch >= self.cfg.train.max_epochs,
+            "finished": self.stopped_early or self.step >= self.total_steps or not self._epochs_left(),
         }
+
+    def _epochs_left(self) -> bool:
+        """Whether the epoch budget allows another epoch. train.max_steps, when set, is the whole budget
+        and overrides max_epochs (the LR schedule spans max_steps, so stopping at max_epochs first
+        would cut the run off mid-schedule)."""
+        return self.cfg.train.max_steps is not None or self.epoch < self.cfg.train.max_epochs
 
     def save(self, name: str = "last.pt") -> None:
         if self.dist.is_main:
@@ -176,7 +181,7 @@ class Trainer:
         interrupted = False
         anomaly = torch.autograd.set_detect_anomaly(True) if self.cfg.train.detect_anomaly else contextlib.nullcontext()
         with anomaly:
-            while (self.epoch < self.cfg.train.max_epochs and self.step < self.total_steps
+            while (self._epochs_left() and self.step < self.total_steps
                    and not self.stopped_early and not interrupted):
                 self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch * batch_size)
                 self.module.train()
