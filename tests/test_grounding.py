@@ -9,7 +9,7 @@ import torch
 
 from mgca_lite.evaluation.grounding import (
     ScoreConfig, bootstrap_ci, cell_coverage, cnr, contrast_to_noise, location_priors, miou, peak_cells,
-    pointing_game, prior_scores, random_map_chance, score_phrases, shuffled_partners, upsample,
+    pointing_game, positive_masks, prior_scores, random_map_chance, synth_location_priors, score_phrases, shuffled_partners, upsample,
 )
 
 GRID, FILM = 4, 64
@@ -179,6 +179,18 @@ def test_location_prior_is_the_share_of_training_masks_touching_each_cell():
     torch.testing.assert_close(priors["cardiomegaly"], expected)
     assert priors["nodule"][3, 3] == 1.0 and priors["nodule"].sum() == 1.0
 
+
+def test_synth_location_priors_are_the_priors_of_the_rendered_training_masks_and_cached():
+    from mgca_lite.data.synth import make_sample
+    from mgca_lite.data.tasks import task_split
+
+    by_hand = location_priors([positive_masks(make_sample(int(i), 7, 64))
+                               for i in task_split("pretrain", "train", sizes={"train": 12})], (4, 4))
+    cached = synth_location_priors(7, 64, (4, 4), 12)
+    assert cached.keys() == by_hand.keys()
+    for finding in by_hand:
+        torch.testing.assert_close(cached[finding], by_hand[finding])
+    assert synth_location_priors(7, 64, (4, 4), 12) is cached  # rendered once per process
 
 def test_prior_scores_score_the_same_map_for_every_film():
     priors = {"cardiomegaly": peak_map(1, 1)[0] * 0.9 + 0.01}

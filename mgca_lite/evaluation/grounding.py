@@ -29,6 +29,7 @@ still tile the film exactly.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -284,11 +285,16 @@ def positive_masks(sample) -> dict:
             if sample.labels.get(f) == 1 and m is not None and m.any() and not m.all()}
 
 
-def synth_positive_masks(indices, synth_seed: int, size: int) -> list[dict]:
-    """`positive_masks` of make_sample(i, synth_seed, size) for each i in indices."""
+@functools.lru_cache(maxsize=4)
+def synth_location_priors(synth_seed: int, size: int, grid: tuple[int, int], n_studies: int) -> dict:
+    """`location_priors` of the first n_studies pretraining-train studies of SynthCXR seed `synth_seed`
+    rendered at `size` px. Cached: the prior depends on no model, so an evaluation of many checkpoints
+    (the ablation) renders those studies once. Callers must not modify the returned tensors."""
     from mgca_lite.data.synth import make_sample
+    from mgca_lite.data.tasks import task_split
 
-    return [positive_masks(make_sample(int(i), synth_seed, size)) for i in indices]
+    indices = task_split("pretrain", "train", sizes={"train": n_studies})
+    return location_priors([positive_masks(make_sample(int(i), synth_seed, size)) for i in indices], grid)
 
 
 @dataclass
@@ -320,9 +326,8 @@ def evaluate_grounding(checkpoint, cfg: GroundingConfig | None = None, config: s
         raise ValueError(f"no scorable finding phrase in {cfg.n_studies} studies (skipped: {dict(phrases.skipped)})")
     result = score_phrases(phrases.maps, phrases.masks, phrases.findings, phrases.studies, cfg.score)
     grid = tuple(phrases.maps.shape[1:])
-    train = task_split("pretrain", "train", sizes={"train": cfg.n_prior_studies})
-    priors = location_priors(synth_positive_masks(train, cfg.synth_seed, phrases.masks.shape[1]), grid)
-    result.update(prior=prior_scores(priors, phrases.masks, phrases.findings), n_prior_studies=len(train),
+    priors = synth_location_priors(cfg.synth_seed, phrases.masks.shape[1], grid, cfg.n_prior_studies)
+    result.update(prior=prior_scores(priors, phrases.masks, phrases.findings), n_prior_studies=cfg.n_prior_studies,
                   peaks=peak_cells(phrases.maps, phrases.masks),
                   skipped=dict(phrases.skipped), grid=list(grid),
                   film=list(phrases.masks.shape[1:]), n_studies=len(indices), checkpoint=str(checkpoint),
