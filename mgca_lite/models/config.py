@@ -13,6 +13,7 @@ from mgca_lite.configtools import from_dict
 
 IMAGE_ARCHS = ("resnet_tiny", "resnet18", "resnet50", "vit_tiny", "vit_b16")
 TEXT_KINDS = ("tiny", "clinical")
+PADDING_MODES = ("zeros", "reflect", "replicate")  # torch.nn.Conv2d padding modes we allow
 
 
 @dataclass
@@ -27,12 +28,17 @@ class ImageEncoderConfig:
     local_stride: int = 16         # ResNet only: stride of the local (stage-3) map. 16 = ResNet as built (ref);
                                    # 8 = stage 3 keeps stage 2's resolution (its first block does not stride), so
                                    # a 64 px film gives 8x8 local tokens instead of 4x4 and stage 4 runs at /16
+    padding_mode: str = "zeros"    # ResNet only: how every padded convolution pads ("zeros" = ResNet as built, ref;
+                                   # "reflect" / "replicate" do not mark the border, so a border cell's feature is
+                                   # not distinct whatever the film shows; docs/experiments.md, "Grounding")
 
     def __post_init__(self):
         if self.arch not in IMAGE_ARCHS:
             raise ValueError(f"image arch {self.arch!r} is not one of {IMAGE_ARCHS}")
         if self.local_stride not in (8, 16):
             raise ValueError(f"image local_stride must be 8 or 16, not {self.local_stride}")
+        if self.padding_mode not in PADDING_MODES:
+            raise ValueError(f"image padding_mode must be one of {PADDING_MODES}, not {self.padding_mode!r}")
 
 
 @dataclass

@@ -122,6 +122,18 @@ def _drop_stride(stage: nn.Sequential) -> None:
             module.stride = (1, 1)
 
 
+def _set_padding_mode(trunk: nn.Module, mode: str) -> None:
+    """Pad every padded convolution of `trunk` with `mode` ("zeros", "reflect", "replicate").
+
+    Zero padding makes the cells along the map's border unlike the interior whatever the film shows
+    (a constant film gives a non-constant map); reflect / replicate padding of a constant film is
+    constant, so position is no longer written into the features. Weight shapes do not change.
+    Max pooling pads with -inf and is left as it is (a max ignores its padding)."""
+    for module in trunk.modules():
+        if isinstance(module, nn.Conv2d) and any(p > 0 for p in module.padding):
+            module.padding_mode = mode
+
+
 class ResNetEncoder(nn.Module):
     """ResNet trunk (resnet_tiny / resnet18 / resnet50) -> ImageFeatures with attention None."""
 
@@ -138,6 +150,7 @@ class ResNetEncoder(nn.Module):
             load_weights(trunk, cfg.weights, "fc.", cfg.arch)
         if cfg.local_stride == 8:
             _drop_stride(trunk.layer3)
+        _set_padding_mode(trunk, cfg.padding_mode)
         self.trunk = trunk
         self.local_stride = cfg.local_stride
         w = cfg.width
