@@ -153,13 +153,16 @@ class ResNetEncoder(nn.Module):
         _set_padding_mode(trunk, cfg.padding_mode)
         self.trunk = trunk
         self.local_stride = cfg.local_stride
+        self.local_stage = cfg.local_stage
         w = cfg.width
         self.stage_dims = RESNET_STAGE_DIMS.get(cfg.arch, (w, 2 * w, 4 * w, 8 * w))  # what feature_maps returns
-        self.local_dim, self.global_dim = self.stage_dims[2:]
+        self.local_dim, self.global_dim = self.stage_dims[cfg.local_stage - 1], self.stage_dims[3]
 
     def num_patches(self, image_size: int) -> int:
-        """Tokens of the 3rd-stage map, s = local_stride (each stride-2 layer rounds up)."""
-        return math.ceil(image_size / self.local_stride) ** 2
+        """Tokens of the local map: stage 3 at s = local_stride, or stage 2 at s = 8 (each stride-2
+        layer rounds up)."""
+        stride = self.local_stride if self.local_stage == 3 else 8
+        return math.ceil(image_size / stride) ** 2
 
     def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
         """images (B, 1|3, H, W) -> the four stage outputs [x1 (H/4), x2 (H/8), x3 (H/s), x4 (H/2s)],
@@ -172,11 +175,13 @@ class ResNetEncoder(nn.Module):
         return [x1, x2, x3, t.layer4(x3)]                        # x4: (B, Cg, H/2s, W/2s)
 
     def forward(self, images: torch.Tensor) -> ImageFeatures:
-        """images (B, 1|3, H, W) -> global (B, Cg), local (B, H/s * W/s, Cl), s = local_stride."""
-        _, _, x3, x4 = self.feature_maps(images)
+        """images (B, 1|3, H, W) -> global (B, Cg), local (B, H/s * W/s, Cl): stage 3 at s = local_stride,
+        or stage 2 at s = 8 when local_stage is 2."""
+        _, x2, x3, x4 = self.feature_maps(images)
+        local = x3 if self.local_stage == 3 else x2
         return ImageFeatures(
-            global_feat=x4.mean(dim=(2, 3)),           # (B, Cg) average pool
-            local_feat=x3.flatten(2).transpose(1, 2),  # (B, P, Cl), P = H/s * W/s, row-major
+            global_feat=x4.mean(dim=(2, 3)),              # (B, Cg) average pool
+            local_feat=local.flatten(2).transpose(1, 2),  # (B, P, Cl), P = H/s * W/s, row-major
         )
 
 
