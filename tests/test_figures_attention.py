@@ -27,6 +27,16 @@ def test_annotated_heatmap_writes_every_value_and_boxes_the_diagonal():
     plt.close(fig)
 
 
+def test_annotated_heatmap_vmax_puts_two_heatmaps_on_one_colour_scale():
+    fig, (left, right) = plt.subplots(1, 2)
+    own = annotated_heatmap(left, np.array([[0.1, 0.2]]), ["r"], ["x", "y"], "own scale")
+    shared = annotated_heatmap(right, np.array([[0.1, 0.2]]), ["r"], ["x", "y"], "shared", vmax=0.4)
+    assert own.get_clim() == (0.1, 0.2)       # without vmax: the matrix's own min and max
+    assert shared.get_clim() == (0.0, 0.4)    # with vmax: from 0 to vmax
+    assert [t.get_color() for t in right.texts] == ["white", "white"]  # both below the scale's middle
+    plt.close(fig)
+
+
 def test_annotated_heatmap_rejects_labels_of_the_wrong_length():
     fig, ax = plt.subplots()
     with pytest.raises(ValueError):

@@ -158,6 +158,9 @@ def test_peak_cells_counts_border_peaks_against_where_the_masks_are():
     assert s["top_cell"] == [0, 0] and s["top_cell_share"] == 0.5
     assert s["entropy_bits"] == pytest.approx(-(0.5 * math.log2(0.5) + 2 * 0.25 * math.log2(0.25)))  # 1.5 bits
     assert s["max_entropy_bits"] == 4.0
+    expected = torch.zeros(4, 4, dtype=torch.float64)
+    expected[0, 0], expected[3, 1], expected[1, 2] = 0.5, 0.25, 0.25
+    assert torch.equal(torch.tensor(s["cell_share"], dtype=torch.float64), expected)
 
 
 def test_peak_cells_entropy_is_maximal_when_every_cell_peaks_once():

@@ -81,7 +81,8 @@ def peak_cells(maps: torch.Tensor, masks: torch.Tensor) -> dict:
     the same share if every map peaked on a cell its mask touches (uniformly among them),
     "top_cell": [row, col] of the most frequent peak cell, "top_cell_share": its share of the peaks,
     "entropy_bits": entropy of the peak cells (log2(h*w) when spread evenly, 0 when all on one cell),
-    "max_entropy_bits": log2(h*w)}. Zero padding makes border cells distinct whatever the film
+    "max_entropy_bits": log2(h*w), "cell_share": (h, w) nested list, the share of the peaks on each cell
+    (sums to 1; what notebook 04 draws)}. Zero padding makes border cells distinct whatever the film
     shows, so maps peaking there far more often than the masks reach them encode position.
     """
     n, h, w = maps.shape
@@ -97,7 +98,8 @@ def peak_cells(maps: torch.Tensor, masks: torch.Tensor) -> dict:
             "border_cells": float(border.double().mean()),
             "on_border_if_on_mask": float(((touches * border).sum(1) / touches.sum(1)).mean()),
             "top_cell": [top // w, top % w], "top_cell_share": float(counts[top] / n),
-            "entropy_bits": float(-(share * share.log2()).sum()), "max_entropy_bits": math.log2(h * w)}
+            "entropy_bits": float(-(share * share.log2()).sum()), "max_entropy_bits": math.log2(h * w),
+            "cell_share": (counts / n).view(h, w).tolist()}
 
 
 def contrast_to_noise(values: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -20,14 +20,16 @@ PEAK = "white"    # the map's maximal cell(s)
 
 
 def annotated_heatmap(ax, values, row_labels, col_labels, title: str, fmt: str = "{:.2f}",
-                      diagonal: bool = False, cmap: str = "viridis", fontsize: int = 10):
+                      diagonal: bool = False, cmap: str = "viridis", fontsize: int = 10,
+                      vmax: float | None = None):
     """Draw a small matrix (R, C) on `ax` with its value written in every cell; `diagonal` boxes
-    cells (i, i). Returns the AxesImage (for a colorbar)."""
+    cells (i, i); `vmax` fixes the top of the colour scale (0 is its bottom then), so that heatmaps
+    side by side share one scale. Returns the AxesImage (for a colorbar)."""
     values = np.asarray(values, dtype=float)
     if values.shape != (len(row_labels), len(col_labels)):
         raise ValueError(f"values {values.shape} vs {len(row_labels)} row and {len(col_labels)} column labels")
-    image = ax.imshow(values, cmap=cmap)
-    low, high = np.nanmin(values), np.nanmax(values)
+    low, high = (np.nanmin(values), np.nanmax(values)) if vmax is None else (0.0, vmax)
+    image = ax.imshow(values, cmap=cmap, vmin=low, vmax=high)
     middle = (low + high) / 2
     for (i, j), v in np.ndenumerate(values):
         ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=fontsize,
