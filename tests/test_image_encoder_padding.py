@@ -43,3 +43,9 @@ def test_padding_mode_keeps_the_parameters_and_changes_only_the_border():
 def test_padding_mode_is_checked():
     with pytest.raises(ValueError, match="padding_mode"):
         ImageEncoderConfig(padding_mode="circularish")
+
+
+@pytest.mark.parametrize("switch", [{"padding_mode": "reflect"}, {"local_stage": 2}])
+def test_resnet_switches_are_refused_for_a_vit(switch):
+    with pytest.raises(ValueError, match="ResNet switches"):
+        ImageEncoderConfig(arch="vit_tiny", **switch)

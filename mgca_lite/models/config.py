@@ -44,6 +44,9 @@ class ImageEncoderConfig:
             raise ValueError(f"image local_stage must be 2 or 3, not {self.local_stage}")
         if self.padding_mode not in PADDING_MODES:
             raise ValueError(f"image padding_mode must be one of {PADDING_MODES}, not {self.padding_mode!r}")
+        if self.arch.startswith("vit") and (self.local_stage, self.padding_mode) != (3, "zeros"):
+            raise ValueError(f"image local_stage and padding_mode are ResNet switches; {self.arch} has patch "
+                             "tokens and no padded convolutions: leave them at 3 and 'zeros'")
 
 
 @dataclass
