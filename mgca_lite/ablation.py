@@ -121,8 +121,18 @@ def ablation_main(args) -> int:
             result = evaluate(section, task, dataset, checkpoint, config, args.smoke, progress)
             eval_path(out, method, seed, section, dataset).write_text(json.dumps(result, indent=2))
         if method == METHODS[-1]:
-            write_report(out, args, sections, seeds_done=seed + 1, wall=time.perf_counter() - start)
+            write_report(out, args, reported_sections(out, sections, seed + 1), seeds_done=seed + 1,
+                         wall=time.perf_counter() - start)
     return 0
+
+
+def reported_sections(out: Path, sections: list, seeds_done: int) -> list:
+    """The sections the report covers: those this invocation ran (`sections`), plus every other section
+    of EVALUATIONS whose results are kept for every method at seeds 0 .. seeds_done-1. So an
+    invocation with `--tasks` adds to the report instead of rewriting it with its own tasks only."""
+    kept = [e for e in EVALUATIONS if e not in sections and all(
+        eval_path(out, m, s, e[0], d).is_file() for m in METHODS for s in range(seeds_done) for d in e[2])]
+    return [e for e in EVALUATIONS if e in sections or e in kept]
 
 
 def require_kept_evals_match(folder: Path, cfg) -> None:

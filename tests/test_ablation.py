@@ -68,6 +68,20 @@ def test_a_second_invocation_redoes_only_what_is_missing(smoke_run):
     assert not (out / "runs" / "ita_s0").exists()
 
 
+def test_an_invocation_with_other_tasks_adds_to_the_report(smoke_run, tmp_path):
+    """--tasks B after --tasks A: the report keeps A's sections (their results are on disk) and adds B's."""
+    out, argv = smoke_run
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    argv = [a if a != str(out) else str(other) for a in argv]
+    argv[argv.index("--tasks") + 1] = "zeroshot"
+    assert main(argv) == 0
+    report = json.loads((other / "synth_synth_tiny.json").read_text())
+    assert "prototypes" in report and "zero_shot" in report
+    assert report["prototypes"] == json.loads((out / "synth_synth_tiny.json").read_text())["prototypes"]
+    assert "segmentation" not in report  # never run: not reported
+
+
 def test_summarize_per_fraction_and_named_metrics():
     rows = [{"results": {"1": {"mean": 0.5}, "100": {"mean": 0.7}}}, {"results": {"1": {"mean": 0.7}, "100": {"mean": 0.7}}}]
     s = summarize(rows, None)
