@@ -130,9 +130,8 @@ def reported_sections(out: Path, sections: list, seeds_done: int) -> list:
     """The sections the report covers: those this invocation ran (`sections`), plus every other section
     of EVALUATIONS whose results are kept for every method at seeds 0 .. seeds_done-1. So an
     invocation with `--tasks` adds to the report instead of rewriting it with its own tasks only."""
-    kept = [e for e in EVALUATIONS if e not in sections and all(
+    return [e for e in EVALUATIONS if e in sections or all(
         eval_path(out, m, s, e[0], d).is_file() for m in METHODS for s in range(seeds_done) for d in e[2])]
-    return [e for e in EVALUATIONS if e in sections or e in kept]
 
 
 def require_kept_evals_match(folder: Path, cfg) -> None:
