@@ -6,7 +6,11 @@ each pretrained with `--seeds` seeds (train.seed = 0, 1, ...), plus the same arc
 init as a baseline. Every method x seed is evaluated on every task of `EVALUATIONS`; each result
 is kept in `OUT/evals/METHOD_sSEED/SECTION_DATASET.json` beside the config it was made with
 (`config.json`), and each run in `OUT/runs/`, so a killed ablation continues where it stopped, and a
-kept result made with another config is refused, not mixed in. Results over seeds go to `OUT/synth_C.json`:
+kept result made with another config is refused, not mixed in. Each result of a pretrained run also
+records `checkpoint_fingerprint` (`model_fingerprint` of the best.pt it was made from): when a run has
+to be pretrained again (its checkpoint is gone and a result is missing), retraining need not give the
+same weights, so every kept result of that run made from other weights, or of unknown weights, is
+redone too, whatever `--tasks` says. One run's numbers therefore always come from one model. Results over seeds go to `OUT/synth_C.json`:
 
     {SECTION: {DATASET: {METHOD: {"1"|"10"|"100" (per-fraction tasks) or a metric name:
                                   {"mean", "std", "seeds": [one value per pretraining seed]}}}}}
@@ -99,6 +103,8 @@ def ablation_main(args) -> int:
     of seeds (every method at seed s), write the JSON and README.md over the seeds done so far."""
     from tqdm.auto import tqdm
 
+    from mgca_lite.training.checkpoint import model_fingerprint
+
     start = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -112,18 +118,32 @@ def ablation_main(args) -> int:
     for method, seed in tqdm(jobs, desc="ablation runs", disable=not progress):
         cfg = configs[(method, seed)]
         todo = [(section, task, dataset) for section, task, datasets, _ in sections for dataset in datasets
-                if not eval_path(out, method, seed, section, dataset).is_file()]  # a finished evaluation is never redone
-        if todo:  # (and a run whose evaluations are all kept, e.g. committed, is not pretrained again)
+                if not eval_path(out, method, seed, section, dataset).is_file()]  # the missing results asked for
+        made_from = kept_fingerprints(out, method, seed)
+        mixed = method != "random" and (len(set(made_from.values())) > 1 or None in made_from.values())
+        if todo or mixed:  # a run whose results are all kept and come from one model (e.g. committed) is not pretrained again
             checkpoint, config = method_checkpoint(out, args.config, method, seed, cfg, progress)
+            fingerprint = None if method == "random" else model_fingerprint(checkpoint)
+            todo += [job for job, made in made_from.items() if method != "random" and made != fingerprint]
             eval_dir(out, method, seed).mkdir(parents=True, exist_ok=True)
             (eval_dir(out, method, seed) / "config.json").write_text(cfg.to_json())
         for section, task, dataset in todo:
             result = evaluate(section, task, dataset, checkpoint, config, args.smoke, progress)
+            if fingerprint is not None:
+                result["checkpoint_fingerprint"] = fingerprint
             eval_path(out, method, seed, section, dataset).write_text(json.dumps(result, indent=2))
         if method == METHODS[-1]:
             write_report(out, args, reported_sections(out, sections, seed + 1), seeds_done=seed + 1,
                          wall=time.perf_counter() - start)
     return 0
+
+
+def kept_fingerprints(out: Path, method: str, seed: int) -> dict:
+    """{(section, task, dataset): checkpoint_fingerprint or None (unknown)} of every result kept for one
+    method x seed, over all of EVALUATIONS (a report must not mix two models' results)."""
+    return {(section, task, dataset): json.loads(path.read_text()).get("checkpoint_fingerprint")
+            for section, task, datasets, _ in EVALUATIONS for dataset in datasets
+            if (path := eval_path(out, method, seed, section, dataset)).is_file()}
 
 
 def reported_sections(out: Path, sections: list, seeds_done: int) -> list:

@@ -9,6 +9,7 @@ import pytest
 
 from mgca_lite.ablation import EVALUATIONS, METHODS, summarize, write_report
 from mgca_lite.cli import main
+from mgca_lite.training.checkpoint import model_fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,36 @@ def test_a_second_invocation_redoes_only_what_is_missing(smoke_run):
     assert main(argv) == 0
     assert json.loads(kept.read_text())["kept"] is True and lost.is_file()
     assert not (out / "runs" / "ita_s0").exists()
+
+
+def test_results_of_other_or_unknown_weights_are_redone_from_the_runs_checkpoint(smoke_run, tmp_path):
+    """Pretraining a config again need not give the same weights: one run's results come from one model."""
+    out, argv = smoke_run
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    argv = [a if a != str(out) else str(other) for a in argv]
+
+    def keep(run: str, name: str, fingerprint: str | None):  # a kept result, marked so that a redo shows
+        path = other / "evals" / run / name
+        result = {**json.loads((out / "evals" / run / "prototypes_pretrain_test.json").read_text()), "kept": True}
+        result.pop("checkpoint_fingerprint", None)
+        if fingerprint is not None:
+            result["checkpoint_fingerprint"] = fingerprint
+        path.write_text(json.dumps(result))
+        return path
+
+    unknown = keep("mgca_s0", "prototypes_pretrain_test.json", None)        # made before fingerprints were kept
+    stale = keep("ita_s1", "zero_shot_chexpert5x200.json", "0" * 16)        # made from other weights ...
+    (other / "evals" / "ita_s1" / "prototypes_pretrain_test.json").unlink()  # ... and its run lacks a result
+    own = keep("ita_cta_s0", "prototypes_pretrain_test.json", model_fingerprint(out / "runs" / "ita_cta_s0" / "best.pt"))
+    random = keep("random_s0", "prototypes_pretrain_test.json", None)       # random init: the seed names the weights
+    assert main(argv) == 0
+    for path, run in ((unknown, "mgca_s0"), (stale, "ita_s1")):
+        redone = json.loads(path.read_text())
+        assert "kept" not in redone and redone["checkpoint_fingerprint"] == model_fingerprint(other / "runs" / run / "best.pt")
+    assert json.loads(stale.read_text())["task"] == "zeroshot"  # redone although --tasks asks for prototypes only
+    assert json.loads(own.read_text())["kept"] is True
+    assert json.loads(random.read_text())["kept"] is True and "checkpoint_fingerprint" not in json.loads(random.read_text())
 
 
 def test_an_invocation_with_other_tasks_adds_to_the_report(smoke_run, tmp_path):

@@ -1,4 +1,4 @@
-"""The local-feature grid switches: `ImageEncoderConfig.local_stride` 16 (ResNet as built) or 8, and `local_stage` 3 or 2."""
+"""The local-feature grid switches: `ImageEncoderConfig.local_stride` 16 (ResNet as built) or 8, and `local_stage` 3, 2 or 1."""
 import pytest
 import torch
 
@@ -27,17 +27,19 @@ def test_local_stride_is_checked():
 
 
 @pytest.mark.parametrize("arch", ["resnet_tiny", "resnet18"])
-def test_local_stage_2_gives_stage_2_tokens_and_keeps_the_global_feature(arch):
+@pytest.mark.parametrize("stage, side", [(2, 8), (1, 16)])
+def test_an_earlier_local_stage_gives_its_tokens_and_keeps_the_global_feature(arch, stage, side):
     torch.manual_seed(0)
     stage3 = build_image_encoder(ImageEncoderConfig(arch=arch, image_size=64)).eval()
-    stage2 = build_image_encoder(ImageEncoderConfig(arch=arch, image_size=64, local_stage=2)).eval()
-    stage2.load_state_dict(stage3.state_dict())  # same parameters: only which map is read changes
+    early = build_image_encoder(ImageEncoderConfig(arch=arch, image_size=64, local_stage=stage)).eval()
+    early.load_state_dict(stage3.state_dict())  # same parameters: only which map is read changes
     x = torch.randn(2, 1, 64, 64)
     with torch.no_grad():
-        a, b = stage3(x), stage2(x)
-        x2 = stage2.feature_maps(x)[1]                          # (B, C2, 8, 8)
-    assert b.local_feat.shape == (2, stage2.num_patches(64), stage2.local_dim) == (2, 64, stage2.stage_dims[1])
-    torch.testing.assert_close(b.local_feat, x2.flatten(2).transpose(1, 2))
+        a, b = stage3(x), early(x)
+        fmap = early.feature_maps(x)[stage - 1]                 # (B, C_stage, side, side)
+    assert early.num_patches(64) == side * side
+    assert b.local_feat.shape == (2, side * side, early.local_dim) == (2, side * side, early.stage_dims[stage - 1])
+    torch.testing.assert_close(b.local_feat, fmap.flatten(2).transpose(1, 2))
     torch.testing.assert_close(a.global_feat, b.global_feat)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mgca_lite.training.checkpoint import load_checkpoint, load_pretrained, run_is_finished, save_atomic
+from mgca_lite.training.checkpoint import load_checkpoint, load_pretrained, model_fingerprint, run_is_finished, save_atomic
 from mgca_lite.training.config import load_config
 from mgca_lite.training.metrics import read_metrics
 from mgca_lite.training.optim import warmup_cosine_factor
@@ -114,6 +114,19 @@ def test_atomic_save_never_leaves_a_partial_file(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="not a readable"):
         (tmp_path / "bad.pt").write_bytes(b"garbage")
         load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_model_fingerprint_names_the_weights_not_the_file(tmp_path):
+    model = {"model.a": torch.arange(6.0).reshape(2, 3), "model.b": torch.tensor([1, 2]), "model.c": torch.ones(2).bfloat16()}
+    save_atomic({"model": model, "step": 1}, tmp_path / "one.pt")
+    save_atomic({"model": dict(reversed(list(model.items()))), "step": 2}, tmp_path / "two.pt")  # other order, other step
+    same = model_fingerprint(tmp_path / "one.pt")
+    assert same == model_fingerprint(tmp_path / "two.pt") and len(same) == 16
+    nudged = {**model, "model.a": model["model.a"] + torch.tensor([[0, 0, 1e-6], [0, 0, 0]])}
+    reshaped = {**model, "model.a": model["model.a"].reshape(3, 2)}
+    for i, other in enumerate((nudged, reshaped)):
+        save_atomic({"model": other}, tmp_path / f"other{i}.pt")
+        assert model_fingerprint(tmp_path / f"other{i}.pt") != same
 
 
 def test_torchrun_two_cpu_processes_train_and_agree(tmp_path):

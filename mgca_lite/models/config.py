@@ -29,8 +29,9 @@ class ImageEncoderConfig:
                                    # 8 = stage 3 keeps stage 2's resolution (its first block does not stride), so
                                    # a 64 px film gives 8x8 local tokens instead of 4x4 and stage 4 runs at /16
     local_stage: int = 3           # ResNet only: the stage whose map gives the local tokens. 3 = ref; 2 = stage 2
-                                   # (stride 8 whatever local_stride is), whose units see less of the film
-                                   # (resnet_tiny: 51 px, against 83 / 99 px for stage 3 at stride 8 / 16)
+                                   # (stride 8 whatever local_stride is), 1 = stage 1 (stride 4), whose units see
+                                   # less of the film (resnet_tiny: 51 px at stage 2 and 27 px at stage 1, against
+                                   # 83 / 99 px for stage 3 at stride 8 / 16)
     padding_mode: str = "zeros"    # ResNet only: how every padded convolution pads ("zeros" = ResNet as built, ref;
                                    # "reflect" / "replicate" do not mark the border, so a border cell's feature is
                                    # not distinct whatever the film shows; docs/experiments.md, "Grounding")
@@ -40,8 +41,8 @@ class ImageEncoderConfig:
             raise ValueError(f"image arch {self.arch!r} is not one of {IMAGE_ARCHS}")
         if self.local_stride not in (8, 16):
             raise ValueError(f"image local_stride must be 8 or 16, not {self.local_stride}")
-        if self.local_stage not in (2, 3):
-            raise ValueError(f"image local_stage must be 2 or 3, not {self.local_stage}")
+        if self.local_stage not in (1, 2, 3):
+            raise ValueError(f"image local_stage must be 1, 2 or 3, not {self.local_stage}")
         if self.padding_mode not in PADDING_MODES:
             raise ValueError(f"image padding_mode must be one of {PADDING_MODES}, not {self.padding_mode!r}")
         if self.arch.startswith("vit") and (self.local_stage, self.padding_mode) != (3, "zeros"):

@@ -159,9 +159,9 @@ class ResNetEncoder(nn.Module):
         self.local_dim, self.global_dim = self.stage_dims[cfg.local_stage - 1], self.stage_dims[3]
 
     def num_patches(self, image_size: int) -> int:
-        """Tokens of the local map: stage 3 at s = local_stride, or stage 2 at s = 8 (each stride-2
-        layer rounds up)."""
-        stride = self.local_stride if self.local_stage == 3 else 8
+        """Tokens of the local map: stage 3 at s = local_stride, stage 2 at s = 8 or stage 1 at s = 4
+        (each stride-2 layer rounds up)."""
+        stride = {1: 4, 2: 8, 3: self.local_stride}[self.local_stage]
         return math.ceil(image_size / stride) ** 2
 
     def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
@@ -175,10 +175,10 @@ class ResNetEncoder(nn.Module):
         return [x1, x2, x3, t.layer4(x3)]                        # x4: (B, Cg, H/2s, W/2s)
 
     def forward(self, images: torch.Tensor) -> ImageFeatures:
-        """images (B, 1|3, H, W) -> global (B, Cg), local (B, H/s * W/s, Cl): stage 3 at s = local_stride,
-        or stage 2 at s = 8 when local_stage is 2."""
-        _, x2, x3, x4 = self.feature_maps(images)
-        local = x3 if self.local_stage == 3 else x2
+        """images (B, 1|3, H, W) -> global (B, Cg), local (B, H/s * W/s, Cl): the map of stage
+        local_stage (3: s = local_stride; 2: s = 8; 1: s = 4)."""
+        maps = self.feature_maps(images)
+        local, x4 = maps[self.local_stage - 1], maps[3]
         return ImageFeatures(
             global_feat=x4.mean(dim=(2, 3)),              # (B, Cg) average pool
             local_feat=local.flatten(2).transpose(1, 2),  # (B, P, Cl), P = H/s * W/s, row-major

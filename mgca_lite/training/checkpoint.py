@@ -5,6 +5,7 @@ RNG state, the step and the position inside the epoch, early-stopping state, and
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -68,6 +69,19 @@ def run_is_finished(run_dir: str | Path) -> bool:
     early, so load-or-train code can skip building the trainer (and rendering its data)."""
     last = Path(run_dir) / "last.pt"
     return last.is_file() and bool(load_checkpoint(last).get("finished", False))
+
+
+def model_fingerprint(path: str | Path) -> str:
+    """The first 16 hex digits of a sha256 over a checkpoint's model tensors (names, dtypes, shapes and
+    values, in name order): which weights an evaluation was made from. A config and seed do not name
+    the weights: two trainings of one config can differ (float sums depend on the thread count)."""
+    digest = hashlib.sha256()
+    model = load_checkpoint(path)["model"]
+    for name in sorted(model):
+        tensor = model[name].detach().cpu().contiguous()
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def load_pretrained(path: str | Path, map_location="cpu"):
