@@ -10,7 +10,9 @@ kept result made with another config is refused, not mixed in. Each result of a 
 records `checkpoint_fingerprint` (`model_fingerprint` of the best.pt it was made from): when a run has
 to be pretrained again (its checkpoint is gone and a result is missing), retraining need not give the
 same weights, so every kept result of that run made from other weights, or of unknown weights, is
-redone too, whatever `--tasks` says. One run's numbers therefore always come from one model. Results over seeds go to `OUT/synth_C.json`:
+redone too, whatever `--tasks` says. One run's numbers therefore always come from one model.
+After every run, the results over seeds go to `OUT/synth_C.json` (each section over the seeds that
+every method has finished for it, `meta.seeds_per_section`) and `OUT/README.md`:
 
     {SECTION: {DATASET: {METHOD: {"1"|"10"|"100" (per-fraction tasks) or a metric name:
                                   {"mean", "std", "seeds": [one value per pretraining seed]}}}}}
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import json
 import time
-from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,9 @@ def method_checkpoint(out: Path, config: str, method: str, seed: int, cfg, progr
 
 def evaluate(section: str, task: str, dataset: str, checkpoint: str, config: str, smoke: bool,
              progress: bool) -> dict:
-    """One evaluation's result dict (the shape `python -m mgca_lite eval TASK --json` writes)."""
+    """One evaluation's result dict (the shape `python -m mgca_lite eval TASK --json` writes), made from
+    the flags that command would be given, so its defaults apply here too."""
+    from mgca_lite.cli import build_parser
     from mgca_lite.evaluation.downstream import SMOKE_SIZES
     from mgca_lite.evaluation.eval_cli import evaluate_task
     from mgca_lite.evaluation.probe import probe_checkpoint
@@ -82,9 +85,9 @@ def evaluate(section: str, task: str, dataset: str, checkpoint: str, config: str
     if task == "probe":
         return probe_checkpoint(checkpoint, config, dataset, seeds=1, sizes=SMOKE_SIZES if smoke else None,
                                 progress=progress)
-    args = Namespace(task=task, checkpoint=checkpoint, config=config, fractions="1,10,100", seeds=1,
-                     dataset=None if dataset in ("chexpert5x200", "pretrain_test") else dataset,
-                     synth_seed=None, manifest=None, smoke=smoke, n=None, json=None)
+    dataset_flag = [] if dataset in ("chexpert5x200", "pretrain_test") else ["--dataset", dataset]
+    args = build_parser().parse_args(["eval", task, "--checkpoint", checkpoint, "--config", config, "--seeds", "1",
+                                      *dataset_flag, *(["--smoke"] if smoke else []), *([] if progress else ["--no-progress"])])
     return evaluate_task(args)[0]
 
 
@@ -99,8 +102,8 @@ def summarize(per_seed: list[dict], keep: dict | None) -> dict:
 
 
 def ablation_main(args) -> int:
-    """Pretrain every variant x seed, evaluate every method x seed on every task; after each round
-    of seeds (every method at seed s), write the JSON and README.md over the seeds done so far."""
+    """Pretrain every variant x seed, evaluate every method x seed on every task; after each run,
+    write the JSON and README.md over the results kept so far (`write_report`)."""
     from tqdm.auto import tqdm
 
     from mgca_lite.training.checkpoint import model_fingerprint
@@ -132,9 +135,7 @@ def ablation_main(args) -> int:
             if fingerprint is not None:
                 result["checkpoint_fingerprint"] = fingerprint
             eval_path(out, method, seed, section, dataset).write_text(json.dumps(result, indent=2))
-        if method == METHODS[-1]:
-            write_report(out, args, reported_sections(out, sections, seed + 1), seeds_done=seed + 1,
-                         wall=time.perf_counter() - start)
+        write_report(out, args, wall=time.perf_counter() - start)  # after every run: a stopped ablation loses no result
     return 0
 
 
@@ -144,14 +145,6 @@ def kept_fingerprints(out: Path, method: str, seed: int) -> dict:
     return {(section, task, dataset): json.loads(path.read_text()).get("checkpoint_fingerprint")
             for section, task, datasets, _ in EVALUATIONS for dataset in datasets
             if (path := eval_path(out, method, seed, section, dataset)).is_file()}
-
-
-def reported_sections(out: Path, sections: list, seeds_done: int) -> list:
-    """The sections the report covers: those this invocation ran (`sections`), plus every other section
-    of EVALUATIONS whose results are kept for every method at seeds 0 .. seeds_done-1. So an
-    invocation with `--tasks` adds to the report instead of rewriting it with its own tasks only."""
-    return [e for e in EVALUATIONS if e in sections or all(
-        eval_path(out, m, s, e[0], d).is_file() for m in METHODS for s in range(seeds_done) for d in e[2])]
 
 
 def require_kept_evals_match(folder: Path, cfg) -> None:
@@ -177,21 +170,38 @@ def eval_path(out: Path, method: str, seed: int, section: str, dataset: str) -> 
     return eval_dir(out, method, seed) / f"{section}_{dataset}.json"
 
 
-def write_report(out: Path, args, sections, seeds_done: int, wall: float) -> Path:
-    """OUT/synth_C.json and OUT/README.md over seeds 0 .. seeds_done-1 of every method; -> the JSON path."""
+def seeds_kept(out: Path, section: str, datasets: tuple, seeds: int) -> int:
+    """k: how many seeds 0 .. k-1 (at most `seeds`) have `section`'s results kept for every method and dataset."""
+    k = 0
+    while k < seeds and all(eval_path(out, m, k, section, d).is_file() for m in METHODS for d in datasets):
+        k += 1
+    return k
+
+
+def write_report(out: Path, args, wall: float) -> Path | None:
+    """OUT/synth_C.json and OUT/README.md over the results kept so far; -> the JSON path (None: nothing yet).
+
+    Each section covers its own seeds 0 .. k-1, those that every method has finished for it
+    (`seeds_kept`; meta.seeds_per_section). While an ablation runs, or when an earlier invocation ran
+    other `--tasks`, k differs between sections; a section that no seed has finished is left out."""
     from mgca_lite.ablation_report import write_readme
 
+    seeds = {section: seeds_kept(out, section, datasets, args.seeds) for section, _, datasets, _ in EVALUATIONS}
     results = {section: {dataset: {method: summarize([json.loads(eval_path(out, method, s, section, dataset).read_text())
-                                                      for s in range(seeds_done)], keep)
+                                                      for s in range(seeds[section])], keep)
                                    for method in METHODS}
                          for dataset in datasets}
-               for section, _, datasets, keep in sections}
-    report = {**results, "meta": {"config": args.config, "seeds": seeds_done, "seeds_requested": args.seeds,
+               for section, _, datasets, keep in EVALUATIONS if seeds[section]}
+    if not results:
+        return None
+    report = {**results, "meta": {"config": args.config, "seeds": min(seeds[s] for s in results),
+                                  "seeds_per_section": {s: seeds[s] for s in results}, "seeds_requested": args.seeds,
                                   "smoke": args.smoke, "wall_s_last_invocation": round(wall), "command": _command(args)}}
     json_path = out / f"synth_{Path(args.config).stem}.json"
     json_path.write_text(json.dumps(report, indent=2))
     write_readme(out / "README.md", report)
-    print(f"wrote {json_path} and {out / 'README.md'} over {seeds_done} of {args.seeds} seeds ({wall:.0f} s)")
+    print(f"wrote {json_path} and {out / 'README.md'}: seeds per section {report['meta']['seeds_per_section']} "
+          f"of {args.seeds} ({wall:.0f} s)")
     return json_path
 
 

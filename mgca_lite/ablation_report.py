@@ -33,10 +33,10 @@ def _cell(block: dict) -> str:
     return f"{block['mean']:.3f} ± {block['std']:.3f}"
 
 
-def section_table(section: str, by_dataset: dict) -> list[str]:
+def section_table(section: str, by_dataset: dict, seeds: str) -> list[str]:
     """Markdown lines: one row per method, one column per dataset x (fraction or metric); the
-    paper's value beside ours where it has one."""
-    lines = [f"### {TITLES.get(section, section)}", ""]
+    paper's value beside ours where it has one. `seeds` says what the cells are over ("3 of 3")."""
+    lines = [f"### {TITLES.get(section, section)}", "", f"Over {seeds} pretraining seeds.", ""]
     for dataset, by_method in by_dataset.items():
         keys = list(next(iter(by_method.values())))
         paper = PAPER.get(section, {}).get(dataset, {})
@@ -58,6 +58,7 @@ def ablation_table(results: dict) -> list[str]:
     if not probe:
         return []
     lines = ["### Table 4 — ablation (CheXpert-like linear probe, 1 % labels, macro AUROC)", "",
+             f"Over {_seeds_of(results, 'linear_probe')} pretraining seeds.", "",
              "| method | ours | paper (ViT-B/16, %) |", "|---|---|---|"]
     for method, cells in probe.items():
         paper = PAPER_ABLATION.get(method)
@@ -65,18 +66,24 @@ def ablation_table(results: dict) -> list[str]:
     return lines + [""]
 
 
+def _seeds_of(report: dict, section: str) -> str:
+    """'k of N': the pretraining seeds a section's cells are over."""
+    meta = report["meta"]
+    return f"{meta['seeds_per_section'][section]} of {meta['seeds_requested']}"
+
+
 def write_readme(path: str | Path, report: dict) -> None:
     """Write the ablation's markdown report (`report` = the synth_C.json content)."""
     meta = report["meta"]
     lines = ["# Ablation results on SynthCXR", "",
-             f"Made by `{meta['command']}` ({meta['seeds']} of {meta.get('seeds_requested', meta['seeds'])} "
-             "pretraining seeds done; last invocation "
-             f"{meta['wall_s_last_invocation']} s{', smoke mode: sizes too small to read anything into' if meta['smoke'] else ''}).",
-             "Every cell is mean ± std over pretraining seeds (label subset 0 of each fraction); the "
-             "paper's numbers are on real chest X-rays with ResNet-50 (Table 4: ViT-B/16): compare "
+             f"Made by `{meta['command']}` (last invocation {meta['wall_s_last_invocation']} s"
+             f"{'; smoke mode: sizes too small to read anything into' if meta['smoke'] else ''}).",
+             "Every cell is mean ± std over pretraining seeds (label subset 0 of each fraction); each table says "
+             "over how many, since an ablation that is still running reports every finished seed of each task. "
+             "The paper's numbers are on real chest X-rays with ResNet-50 (Table 4: ViT-B/16): compare "
              "orderings, not values.", ""]
     lines += ablation_table(report)
     for section, by_dataset in report.items():
         if section != "meta" and by_dataset:
-            lines += section_table(section, by_dataset)
+            lines += section_table(section, by_dataset, _seeds_of(report, section))
     Path(path).write_text("\n".join(lines) + "\n")

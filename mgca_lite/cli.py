@@ -155,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true", help="a few dozen studies and one short run (seconds), for tests")
     p.add_argument("--n", type=int, help="number of test studies (grounding default 500, prototypes 1000)")
     p.add_argument("--json", metavar="OUT", help="also write the result to OUT as JSON")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=_eval)
     return parser
 

@@ -34,20 +34,26 @@ def test_every_method_and_seed_lands_in_the_json_and_the_readme(smoke_run):
     assert "ITA + CTA + CPA (MGCA)" in readme and f"{block['mgca']['nmi']['mean']:.3f}" in readme
 
 
-def test_the_report_is_written_after_every_round_of_seeds(smoke_run, tmp_path):
-    """A stopped ablation leaves a report over the seeds every method finished (seed-major order)."""
+def test_the_report_covers_each_sections_finished_seeds(smoke_run, tmp_path):
+    """A stopped ablation leaves a report with every seed that all methods finished, section by section."""
     out, _ = smoke_run
     partial = tmp_path / "partial"
-    partial.mkdir()
-    for method in METHODS:  # seed 0 of every method done, seed 1 of none
-        (partial / "evals" / f"{method}_s0").mkdir(parents=True)
-        (partial / "evals" / f"{method}_s0" / "prototypes_pretrain_test.json").write_text(
-            (out / "evals" / f"{method}_s0" / "prototypes_pretrain_test.json").read_text())
-    args = Namespace(config="synth_tiny", seeds=3, tasks="prototypes", smoke=True, out=str(partial))
-    report = json.loads(write_report(partial, args, [e for e in EVALUATIONS if e[1] == "prototypes"], 1, 0.0).read_text())
-    assert report["meta"]["seeds"] == 1 and report["meta"]["seeds_requested"] == 3
-    assert len(report["prototypes"]["pretrain_test"]["mgca"]["nmi"]["seeds"]) == 1
-    assert "1 of 3 pretraining seeds done" in (partial / "README.md").read_text()
+    for method in METHODS:
+        for seed in (0, 1):  # prototypes: seeds 0 and 1 of every method
+            (partial / "evals" / f"{method}_s{seed}").mkdir(parents=True)
+            shutil.copy(out / "evals" / f"{method}_s{seed}" / "prototypes_pretrain_test.json", partial / "evals" / f"{method}_s{seed}")
+        zero_shot = {"accuracy": {"value": 0.3}, "macro_f1": {"value": 0.2}}  # zero-shot: seed 0 of every method,
+        for seed in (0, 1) if method != "mgca" else (0,):                    # seed 1 of all but MGCA
+            (partial / "evals" / f"{method}_s{seed}" / "zero_shot_chexpert5x200.json").write_text(json.dumps(zero_shot))
+    args = Namespace(config="synth_tiny", seeds=3, tasks=None, smoke=True, out=str(partial))
+    report = json.loads(write_report(partial, args, 0.0).read_text())
+    assert report["meta"]["seeds_per_section"] == {"zero_shot": 1, "prototypes": 2} and report["meta"]["seeds"] == 1
+    assert len(report["prototypes"]["pretrain_test"]["mgca"]["nmi"]["seeds"]) == 2
+    assert report["zero_shot"]["chexpert5x200"]["ita"]["accuracy"]["seeds"] == [0.3]
+    assert "linear_probe" not in report  # no seed finished: left out
+    readme = (partial / "README.md").read_text()
+    assert "Over 1 of 3 pretraining seeds" in readme and "Over 2 of 3 pretraining seeds" in readme
+    assert write_report(tmp_path / "empty", args, 0.0) is None
 
 
 def test_the_seeds_are_different_runs(smoke_run):

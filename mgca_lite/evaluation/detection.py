@@ -258,6 +258,6 @@ def cli_result(args) -> tuple[dict, str]:
 
     cfg = DetectConfig(dataset=args.dataset or "rsna", fractions=tuple(float(f) / 100 for f in args.fractions.split(",")),
                        seeds=args.seeds, synth_seed=args.synth_seed, manifest=args.manifest, smoke=args.smoke)
-    result = evaluate_detection(args.checkpoint, cfg, args.config, progress=not args.smoke)
+    result = evaluate_detection(args.checkpoint, cfg, args.config, progress=args.progress and not args.smoke)
     empty = ", ".join(f"{k} % {v:.2f}" for k, v in result["no_prediction"].items())
     return result, format_fraction_table(result) + f"\nshare of test films with no prediction: {empty}"

@@ -36,7 +36,7 @@ def eval_main(args) -> int:
 def evaluate_task(args) -> tuple[dict, str]:
     """(result, printed table) of one task other than probe, with the CLI's flags in `args`
     (an argparse Namespace: checkpoint, config, fractions, seeds, dataset, synth_seed, manifest,
-    smoke, n); the flags and the checkpoint are checked before any work starts."""
+    smoke, n, progress); the flags and the checkpoint are checked before any work starts."""
     _check_manifest_flags(args)
     if args.checkpoint != "random" and not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"{args.checkpoint}: no checkpoint here")
@@ -101,9 +101,11 @@ def _probe(args) -> int:
         argv += ["--json", args.json]
     if args.checkpoint == "random":
         argv += ["--config", args.config]
+    if args.smoke or not args.progress:
+        argv += ["--no-progress"]
     if args.smoke:
         from mgca_lite.evaluation.downstream import SMOKE_SIZES
-        argv += ["--no-progress", *(f"{split}_size={n}" for split, n in SMOKE_SIZES.items())]
+        argv += [f"{split}_size={n}" for split, n in SMOKE_SIZES.items()]
     return main(argv)
 
 

@@ -150,7 +150,8 @@ def cli_result(args) -> tuple[dict, str]:
     fractions = [float(f) / 100 for f in args.fractions.split(",")]
 
     encoder, _, size = eval_image_encoder(args.checkpoint, args.config)  # the input size decides the render size
-    splits = render_task_splits(task, size, synth_seed, SMOKE_SIZES if args.smoke else None, not args.smoke, manifest)
+    splits = render_task_splits(task, size, synth_seed, SMOKE_SIZES if args.smoke else None,
+                                args.progress and not args.smoke, manifest)
     calibrate_if_random(encoder, args.checkpoint, splits["train"])
     train, val, test = (split_tensors(splits[s]) for s in ("train", "val", "test"))
 

@@ -380,6 +380,6 @@ def cli_result(args) -> tuple[dict, str]:
     cfg = SegmentConfig(dataset=args.dataset or "siim",
                         fractions=tuple(float(f) / 100 for f in args.fractions.split(",")),
                         seeds=args.seeds, synth_seed=UNSEEN_SEED if args.synth_seed is None else args.synth_seed,
-                        manifest=args.manifest, smoke=args.smoke)
+                        manifest=args.manifest, smoke=args.smoke, progress=args.progress)
     result = evaluate_segmentation(args.checkpoint, cfg, args.config)
     return result, format_segmentation(result)
