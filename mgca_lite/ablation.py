@@ -122,12 +122,12 @@ def ablation_main(args) -> int:
         cfg = configs[(method, seed)]
         todo = [(section, task, dataset) for section, task, datasets, _ in sections for dataset in datasets
                 if not eval_path(out, method, seed, section, dataset).is_file()]  # the missing results asked for
-        made_from = kept_fingerprints(out, method, seed)
-        mixed = method != "random" and (len(set(made_from.values())) > 1 or None in made_from.values())
+        made_from = {} if method == "random" else kept_fingerprints(out, method, seed)  # random: its seed names its weights
+        mixed = len(set(made_from.values())) > 1 or None in made_from.values()
         if todo or mixed:  # a run whose results are all kept and come from one model (e.g. committed) is not pretrained again
             checkpoint, config = method_checkpoint(out, args.config, method, seed, cfg, progress)
             fingerprint = None if method == "random" else model_fingerprint(checkpoint)
-            todo += [job for job, made in made_from.items() if method != "random" and made != fingerprint]
+            todo += [job for job, made in made_from.items() if made != fingerprint]
             eval_dir(out, method, seed).mkdir(parents=True, exist_ok=True)
             (eval_dir(out, method, seed) / "config.json").write_text(cfg.to_json())
         for section, task, dataset in todo:

@@ -20,6 +20,14 @@ def smoke_run(tmp_path_factory):
     return out, argv
 
 
+def _copy_of(smoke_run, tmp_path):
+    """(a copy of the smoke ablation's folder, the smoke argv pointed at it): for tests that change files."""
+    out, argv = smoke_run
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    return other, [a if a != str(out) else str(other) for a in argv]
+
+
 def test_every_method_and_seed_lands_in_the_json_and_the_readme(smoke_run):
     out, _ = smoke_run
     report = json.loads((out / "synth_synth_tiny.json").read_text())
@@ -77,10 +85,8 @@ def test_a_second_invocation_redoes_only_what_is_missing(smoke_run):
 
 def test_results_of_other_or_unknown_weights_are_redone_from_the_runs_checkpoint(smoke_run, tmp_path):
     """Pretraining a config again need not give the same weights: one run's results come from one model."""
-    out, argv = smoke_run
-    other = tmp_path / "other"
-    shutil.copytree(out, other)
-    argv = [a if a != str(out) else str(other) for a in argv]
+    out, _ = smoke_run
+    other, argv = _copy_of(smoke_run, tmp_path)
 
     def keep(run: str, name: str, fingerprint: str | None):  # a kept result, marked so that a redo shows
         path = other / "evals" / run / name
@@ -107,10 +113,8 @@ def test_results_of_other_or_unknown_weights_are_redone_from_the_runs_checkpoint
 
 def test_an_invocation_with_other_tasks_adds_to_the_report(smoke_run, tmp_path):
     """--tasks B after --tasks A: the report keeps A's sections (their results are on disk) and adds B's."""
-    out, argv = smoke_run
-    other = tmp_path / "other"
-    shutil.copytree(out, other)
-    argv = [a if a != str(out) else str(other) for a in argv]
+    out, _ = smoke_run
+    other, argv = _copy_of(smoke_run, tmp_path)
     argv[argv.index("--tasks") + 1] = "zeroshot"
     assert main(argv) == 0
     report = json.loads((other / "synth_synth_tiny.json").read_text())
