@@ -20,6 +20,10 @@ every method has finished for it, `meta.seeds_per_section`) and `OUT/README.md`:
 SECTION is linear_probe, finetune, segmentation, detection, zero_shot, retrieval, grounding,
 prototypes; METHOD is random, ita, ita_cta, ita_cpa, mgca. Each evaluation uses label subset 0 of
 each fraction, so the spread is the spread over pretraining seeds.
+
+`--methods ita,mgca` runs only those methods: two invocations over disjoint methods can share one
+--out (one per core), since runs and results are kept per method x seed and each report is made from
+every result on disk. The report's command is the whole ablation's, without --methods.
 """
 from __future__ import annotations
 
@@ -109,12 +113,13 @@ def ablation_main(args) -> int:
     from mgca_lite.training.checkpoint import model_fingerprint
 
     start = time.perf_counter()
+    methods = chosen_methods(args.methods)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sections = [e for e in EVALUATIONS if not args.tasks or e[1] in args.tasks.split(",")]
     progress = not args.no_progress
     # seed-major: a long ablation that is stopped early still has every method at the first seeds
-    jobs = [(m, s) for s in range(args.seeds) for m in METHODS]
+    jobs = [(m, s) for s in range(args.seeds) for m in methods]
     configs = {job: pretrain_config(args.config, *job, args.smoke) for job in jobs}
     for (method, seed), cfg in configs.items():  # every kept result checked before the first run starts
         require_kept_evals_match(eval_dir(out, method, seed), cfg)
@@ -137,6 +142,18 @@ def ablation_main(args) -> int:
             eval_path(out, method, seed, section, dataset).write_text(json.dumps(result, indent=2))
         write_report(out, args, wall=time.perf_counter() - start)  # after every run: a stopped ablation loses no result
     return 0
+
+
+def chosen_methods(methods: str | None) -> tuple[str, ...]:
+    """The methods of `--methods` ("ita,mgca"), in METHODS' order; all of them when None. Raises ValueError
+    naming any unknown method before any work starts."""
+    if not methods:
+        return METHODS
+    asked = [m.strip() for m in methods.split(",") if m.strip()]
+    unknown = [m for m in asked if m not in METHODS]
+    if unknown or not asked:
+        raise ValueError(f"--methods {methods!r}: unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    return tuple(m for m in METHODS if m in asked)
 
 
 def kept_fingerprints(out: Path, method: str, seed: int) -> dict:

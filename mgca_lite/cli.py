@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="pretraining seeds per variant")
     p.add_argument("--tasks", help="comma-separated eval tasks to run (default: all): probe,finetune,segment,"
                                    "detect,zeroshot,retrieval,grounding,prototypes")
+    p.add_argument("--methods", help="comma-separated methods to run (default: all): random,ita,ita_cta,ita_cpa,mgca. "
+                                     "Two invocations over disjoint methods share the cores of one --out; the "
+                                     "report covers every method's kept results either way")
     p.add_argument("--smoke", action="store_true", help="4-step runs and the evaluations' smoke sizes (seconds)")
     p.add_argument("--out", default="results", help="where results, runs and per-run evaluations go")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

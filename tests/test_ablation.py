@@ -150,3 +150,26 @@ def test_kept_results_made_with_another_config_are_refused_before_any_run(smoke_
     (changed / "evals" / "ita_s1" / "config.json").unlink()
     assert main(argv) == 2
     assert "ita_s1: holds evaluations but no config.json" in capsys.readouterr().err
+
+
+def test_methods_runs_only_those_and_the_report_still_covers_every_method(smoke_run, tmp_path):
+    """--methods splits the work between invocations; the report is made from every kept result."""
+    out, _ = smoke_run
+    other, argv = _copy_of(smoke_run, tmp_path)
+    for run in ("ita_s1", "mgca_s1"):
+        (other / "evals" / run / "prototypes_pretrain_test.json").unlink()
+    assert main([*argv, "--methods", "mgca"]) == 0
+    assert (other / "evals" / "mgca_s1" / "prototypes_pretrain_test.json").is_file()
+    assert not (other / "evals" / "ita_s1" / "prototypes_pretrain_test.json").exists()  # not asked for
+    report = json.loads((other / "synth_synth_tiny.json").read_text())
+    assert report["meta"]["seeds_per_section"]["prototypes"] == 1  # ita's seed 1 is missing
+    assert list(report["prototypes"]["pretrain_test"]) == list(METHODS)
+    assert "--methods" not in report["meta"]["command"]
+    assert main([*argv, "--methods", "ita,random"]) == 0
+    assert json.loads((other / "synth_synth_tiny.json").read_text())["meta"]["seeds_per_section"]["prototypes"] == 2
+
+
+def test_an_unknown_method_is_refused_before_any_run(tmp_path, capsys):
+    argv = ["ablation", "--smoke", "--seeds", "1", "--methods", "mgca,clip", "--out", str(tmp_path / "x"), "--no-progress"]
+    assert main(argv) == 2
+    assert "clip" in capsys.readouterr().err and not (tmp_path / "x").exists()
