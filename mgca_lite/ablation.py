@@ -113,10 +113,11 @@ def ablation_main(args) -> int:
     from mgca_lite.training.checkpoint import model_fingerprint
 
     start = time.perf_counter()
-    methods = chosen_methods(args.methods)
+    methods = chosen("--methods", args.methods, METHODS)
+    tasks = chosen("--tasks", args.tasks, tuple(task for _, task, _, _ in EVALUATIONS))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    sections = [e for e in EVALUATIONS if not args.tasks or e[1] in args.tasks.split(",")]
+    sections = [e for e in EVALUATIONS if e[1] in tasks]
     progress = not args.no_progress
     # seed-major: a long ablation that is stopped early still has every method at the first seeds
     jobs = [(m, s) for s in range(args.seeds) for m in methods]
@@ -144,16 +145,17 @@ def ablation_main(args) -> int:
     return 0
 
 
-def chosen_methods(methods: str | None) -> tuple[str, ...]:
-    """The methods of `--methods` ("ita,mgca"), in METHODS' order; all of them when None. Raises ValueError
-    naming any unknown method before any work starts."""
-    if not methods:
-        return METHODS
-    asked = [m.strip() for m in methods.split(",") if m.strip()]
-    unknown = [m for m in asked if m not in METHODS]
+def chosen(flag: str, value: str | None, known: tuple[str, ...]) -> tuple[str, ...]:
+    """The names of a comma-separated flag (`--methods ita,mgca`), in `known`'s order; all of `known`
+    when the flag is not given. Raises ValueError naming the flag and any unknown name, before any work."""
+    if not value:
+        return known
+    asked = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in asked if name not in known]
     if unknown or not asked:
-        raise ValueError(f"--methods {methods!r}: unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
-    return tuple(m for m in METHODS if m in asked)
+        raise ValueError(f"{flag} {value!r}: " + (f"unknown {', '.join(unknown)}" if unknown else "names nothing")
+                         + f"; choose from {','.join(known)}")
+    return tuple(name for name in known if name in asked)
 
 
 def kept_fingerprints(out: Path, method: str, seed: int) -> dict:

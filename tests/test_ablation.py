@@ -169,7 +169,10 @@ def test_methods_runs_only_those_and_the_report_still_covers_every_method(smoke_
     assert json.loads((other / "synth_synth_tiny.json").read_text())["meta"]["seeds_per_section"]["prototypes"] == 2
 
 
-def test_an_unknown_method_is_refused_before_any_run(tmp_path, capsys):
-    argv = ["ablation", "--smoke", "--seeds", "1", "--methods", "mgca,clip", "--out", str(tmp_path / "x"), "--no-progress"]
+@pytest.mark.parametrize("flag, value, said", [("--methods", "mgca,clip", "unknown clip"),
+                                               ("--methods", ",", "names nothing"),
+                                               ("--tasks", "probe,segmentation", "unknown segmentation")])
+def test_an_unknown_method_or_task_is_refused_before_any_run(tmp_path, capsys, flag, value, said):
+    argv = ["ablation", "--smoke", "--seeds", "1", flag, value, "--out", str(tmp_path / "x"), "--no-progress"]
     assert main(argv) == 2
-    assert "clip" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert f"{flag} {value!r}: {said}" in capsys.readouterr().err and not (tmp_path / "x").exists()
